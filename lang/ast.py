@@ -72,10 +72,13 @@ class Path(Node):
 class SearchPath(Node):
     """`<nixpkgs/lib>`: `path` is the text between the angle brackets."""
 
-    __slots__ = ("path",)
+    __slots__ = ("path", "find_file", "nix_path")
 
     def __init__(self, span: Span, path: str):
         self.span, self.path = span, path
+        # Nix evaluates `<p>` as `__findFile __nixPath "p"` with both names looked up in scope;
+        # resolution sets these to the two `Var` nodes.
+        self.find_file = self.nix_path = None
 
 
 class Uri(Node):
@@ -90,13 +93,13 @@ class Uri(Node):
 class Var(Node):
     """A variable reference. After resolution: `level` is how many scopes up the binding is and
     `index` its slot there; `level is None` means a dynamic lookup in the enclosing `with` scopes
-    (`with_level` is the number of scopes up to the innermost `with`)."""
+    (`with_levels` lists how many scopes up each enclosing `with` is, innermost first)."""
 
-    __slots__ = ("name", "level", "index", "with_level")
+    __slots__ = ("name", "level", "index", "with_levels")
 
     def __init__(self, span: Span, name: str):
         self.span, self.name = span, name
-        self.level = self.index = self.with_level = None
+        self.level = self.index = self.with_levels = None
 
 
 class Select(Node):
@@ -134,14 +137,13 @@ class Binding:
 class Attrs(Node):
     """`{ … }` or `rec { … }`. `attrs` maps static names to bindings in source order;
     `dynamic` holds `(name_expr, value_expr, span)` for `${e} = …;` and interpolated string names.
-    Resolution sets `slots` for `rec` sets (name -> slot index)."""
+    In a `rec` set, the static names occupy the scope's slots in the order of `attrs`."""
 
-    __slots__ = ("rec", "attrs", "dynamic", "slots")
+    __slots__ = ("rec", "attrs", "dynamic")
 
     def __init__(self, span: Span, rec: bool, attrs: dict[str, Binding],
                  dynamic: list[tuple[Node, Node, Span]]):
         self.span, self.rec, self.attrs, self.dynamic = span, rec, attrs, dynamic
-        self.slots = None
 
 
 class List(Node):
@@ -196,13 +198,13 @@ class Lambda(Node):
     `param` is the simple or `@` name (or None); `formals` is None for a simple lambda, else the list
     of formals in source order, with `ellipsis` telling whether `...` was given."""
 
-    __slots__ = ("param", "formals", "ellipsis", "body", "nslots")
+    __slots__ = ("param", "formals", "ellipsis", "body", "name")
 
     def __init__(self, span: Span, param: str | None, formals: list[Formal] | None,
                  ellipsis: bool, body: Node):
         self.span, self.param, self.formals, self.ellipsis, self.body = (
             span, param, formals, ellipsis, body)
-        self.nslots = 0
+        self.name = None  # the attribute or `let` name it is bound to, for error messages
 
 
 class Call(Node):

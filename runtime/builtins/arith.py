@@ -1,0 +1,3 @@
+"""Builtins: arith."""
+
+from . import builtin  # noqa: F401

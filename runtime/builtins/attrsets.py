@@ -1,0 +1,3 @@
+"""Builtins: attrsets."""
+
+from . import builtin  # noqa: F401

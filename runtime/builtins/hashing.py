@@ -1,0 +1,3 @@
+"""Builtins: hashing."""
+
+from . import builtin  # noqa: F401

@@ -1,0 +1,3 @@
+"""Builtins: json."""
+
+from . import builtin  # noqa: F401

@@ -1,0 +1,3 @@
+"""Builtins: lists."""
+
+from . import builtin  # noqa: F401

@@ -1,0 +1,3 @@
+"""Builtins: regex."""
+
+from . import builtin  # noqa: F401

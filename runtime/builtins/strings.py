@@ -1,0 +1,3 @@
+"""Builtins: strings."""
+
+from . import builtin  # noqa: F401

@@ -1,0 +1,3 @@
+"""Builtins: toml."""
+
+from . import builtin  # noqa: F401

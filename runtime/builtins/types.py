@@ -1,0 +1,3 @@
+"""Builtins: types."""
+
+from . import builtin  # noqa: F401

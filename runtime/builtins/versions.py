@@ -1,0 +1,3 @@
+"""Builtins: versions."""
+
+from . import builtin  # noqa: F401

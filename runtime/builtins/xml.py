@@ -1,0 +1,3 @@
+"""Builtins: xml."""
+
+from . import builtin  # noqa: F401

@@ -1,0 +1,154 @@
+"""What the dtx commands share: the evaluation flags (`-A`, `--arg`, `--argstr`, `-I`, `-E`,
+`--show-trace`), automatic calling of functions with defaulted arguments, attribute-path
+selection, and error reporting (Nix-style `error: …` on stderr, exit code 1, a Python traceback
+only with `--debug`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from ...lang.errors import ParseError
+from ..errors import EvalError
+from ..eval import Evaluator, parse_search_path, run_deep
+from ..values import Attrs, Lambda, Thunk, force, show_type
+
+
+def add_eval_flags(p) -> None:
+    p.add_argument("-E", "--expr", action="store_true",
+                   help="interpret the arguments as expressions rather than files")
+    p.add_argument("-A", "--attr", action="append", default=[], metavar="ATTRPATH",
+                   help="select an attribute of the result (may be repeated)")
+    p.add_argument("--arg", nargs=2, action="append", default=[], metavar=("NAME", "EXPR"),
+                   help="pass the value of EXPR as argument NAME to the top-level function")
+    p.add_argument("--argstr", nargs=2, action="append", default=[], metavar=("NAME", "STRING"),
+                   help="pass STRING as argument NAME to the top-level function")
+    p.add_argument("-I", dest="include", action="append", default=[], metavar="PATH",
+                   help="add PATH (or prefix=PATH) to the search path")
+    p.add_argument("--show-trace", action="store_true", help="show the evaluation trace on errors")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks on internal errors")
+
+
+def make_evaluator(args) -> Evaluator:
+    entries = []
+    for item in args.include:
+        entries += parse_search_path(item)
+    return Evaluator(search_path=entries)
+
+
+def auto_args(state: Evaluator, args) -> dict:
+    """Return the `--arg` / `--argstr` values, keyed by name (values are thunks or strings)."""
+    out: dict = {}
+    for name, expr in args.arg:
+        node = state.parse(expr, "«string»", os.getcwd())
+        code = state.compile(node)
+        out[name] = Thunk(code, state.base_env)
+    for name, value in args.argstr:
+        out[name] = value
+    return out
+
+
+def auto_call(value, autoargs: dict):
+    """Call a function whose argument is a set pattern with the auto arguments, as Nix does;
+    other values are returned unchanged."""
+    from ..apply import call
+    value = force(value)
+    if type(value) is Attrs and "__functor" in value.d:
+        functor = force(value.d["__functor"])
+        inner = call(functor, value)
+        if type(inner) is Lambda and inner.node.formals is not None:
+            return call(inner, _pattern_args(inner, autoargs))
+        return value
+    if type(value) is not Lambda or value.node.formals is None:
+        return value
+    return call(value, _pattern_args(value, autoargs))
+
+
+def _pattern_args(fn: Lambda, autoargs: dict) -> Attrs:
+    node = fn.node
+    if node.ellipsis:
+        return Attrs(dict(autoargs))
+    d = {}
+    for formal in node.formals:
+        if formal.name in autoargs:
+            d[formal.name] = autoargs[formal.name]
+        elif formal.default is None:
+            raise EvalError("cannot auto-call a function that has an argument without a default "
+                            f"value ('{formal.name}')")
+    return Attrs(d)
+
+
+def parse_attr_path(path: str) -> list[str]:
+    """Split `a.b."c.d".0` into its elements."""
+    out, cur, quoted, i = [], "", False, 0
+    while i < len(path):
+        c = path[i]
+        if c == '"':
+            quoted = not quoted
+        elif c == "." and not quoted:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += c
+        i += 1
+    if quoted:
+        raise EvalError(f"missing closing quote in selection path '{path}'")
+    out.append(cur)
+    return out
+
+
+def find_along_attr_path(value, path: str, autoargs: dict):
+    """Select `path` (an `-A` argument) from `value`, auto-calling functions along the way."""
+    v = auto_call(value, autoargs)
+    if path == "":
+        return v
+    for elem in parse_attr_path(path):
+        if elem == "":
+            raise EvalError(f"empty attribute name in selection path '{path}'")
+        if elem.isdigit():
+            if type(v) is not list:
+                raise EvalError(f"the expression selected by the selection path '{path}' should "
+                                f"be a list but is {show_type(v)}")
+            index = int(elem)
+            if index >= len(v):
+                raise EvalError(f"list index {index} in selection path '{path}' is out of range")
+            v = force(v[index])
+        else:
+            if type(v) is not Attrs:
+                raise EvalError(f"the expression selected by the selection path '{path}' should "
+                                f"be a set but is {show_type(v)}")
+            if elem not in v.d:
+                raise EvalError(f"attribute '{elem}' in selection path '{path}' not found")
+            v = force(v.d[elem])
+        v = auto_call(v, autoargs)
+    return v
+
+
+def select_and_call(state: Evaluator, root, args) -> list:
+    """Apply auto-calling and each `-A` path to a root value; return the selected values."""
+    autoargs = auto_args(state, args)
+    paths = args.attr or [""]
+    return [auto_call(find_along_attr_path(root, p, autoargs), autoargs) for p in paths]
+
+
+def report_errors(fn, args) -> int:
+    """Run `fn` with a deep stack; print errors as Nix does and return the exit code."""
+    try:
+        return run_deep(fn) or 0
+    except ParseError as e:
+        print(str(e), file=sys.stderr)
+    except EvalError as e:
+        print(e.render(show_trace=args.show_trace), file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted by the user", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # noqa: BLE001 - anything else is a bug in dtx: say so, briefly
+        if args.debug:
+            traceback.print_exception(e)
+        else:
+            print(f"error: internal error: {type(e).__name__}: {e}\n"
+                  "(run with --debug to see the Python traceback)", file=sys.stderr)
+    return 1

@@ -1,0 +1,99 @@
+"""`dtx-instantiate`: evaluate expressions (and, with a store, instantiate derivations), with the
+flags and output of `nix-instantiate`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .common import add_eval_flags, make_evaluator, report_errors, select_and_call
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dtx-instantiate",
+        description="Evaluate Nix-language expressions and instantiate store derivations.")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="files to evaluate ('-' reads standard input); default: ./default.dtx "
+                        "or ./default.nix")
+    p.add_argument("--eval", action="store_true", help="evaluate and print the result")
+    p.add_argument("--parse", action="store_true", help="parse and print the syntax tree")
+    p.add_argument("--strict", action="store_true", help="evaluate the result completely")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--xml", action="store_true", help="print the result as XML")
+    p.add_argument("--no-location", action="store_true",
+                   help="omit source locations from --xml output")
+    add_eval_flags(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return report_errors(lambda: _run(args), args)
+
+
+def _run(args) -> int:
+    state = make_evaluator(args)
+    from ..printer import print_value
+
+    for source in _sources(args):
+        if args.parse:
+            from ...lang.printer import show
+            print(show(_parse_source(state, args, source)))
+            continue
+        root = _eval_source(state, args, source)
+        for value in select_and_call(state, root, args):
+            if not args.eval:
+                raise_no_store()
+            print(_format(state, value, args))
+    return 0
+
+
+def raise_no_store():
+    from ..errors import EvalError
+    raise EvalError("instantiating derivations needs the store; use --eval to evaluate")
+
+
+def _format(state, value, args) -> str:
+    from .. import printer
+    from ..builtins.control import deep_force
+    if args.json:
+        from ..builtins.json import to_json
+        deep_force(value)
+        return to_json(state, value, set())
+    if args.xml:
+        from ..builtins.xml import to_xml
+        deep_force(value)
+        return to_xml(state, value, set(), location=not args.no_location).rstrip("\n")
+    if args.strict:
+        deep_force(value)
+    return printer.print_value(value, strict=args.strict)
+
+
+def _sources(args) -> list[tuple[str, str]]:
+    """Return (kind, text-or-path) for each expression to evaluate."""
+    if args.expr:
+        return [("expr", f) for f in args.files] or [("expr", "")]
+    if not args.files:
+        for name in ("default.dtx", "default.nix"):
+            if os.path.exists(name):
+                return [("file", name)]
+        return [("file", "default.nix")]
+    return [("stdin", "") if f == "-" else ("file", f) for f in args.files]
+
+
+def _parse_source(state, args, source):
+    kind, arg = source
+    if kind == "expr":
+        return state.parse(arg, "«string»", os.getcwd())
+    if kind == "stdin":
+        return state.parse(sys.stdin.read(), "«stdin»", os.getcwd())
+    return state.read_source(state.resolve_import_path(os.path.abspath(arg)))
+
+
+def _eval_source(state, args, source):
+    kind, arg = source
+    if kind == "file":
+        return state.eval_file(arg)
+    return state.eval_node(_parse_source(state, args, source))
