@@ -1,0 +1,293 @@
+"""The lexer of the Nix language, feeding lark's LALR parser.
+
+It follows Nix 2.8's flex rules (`src/libexpr/lexer.l`): a stack of start conditions for plain
+code, strings, indented strings and paths, with `${` and `{` pushing a code state that the matching
+`}` pops. Plain code is scanned with one compiled regex whose alternatives are ordered so that the
+first match is also flex's longest match. Tokens are `lark.Token`s carrying start and end offsets;
+line and column are left unset (spans compute them on demand).
+
+Token values are already decoded: `STR` holds the unescaped text, `IND_STR` the raw text of an
+indented-string chunk (indentation is stripped by the parser), `IND_ESC` an indented-string escape
+(`'''`, `''$`, `''\\x`, a lone `$` or `'`), which Nix treats as text that ends the indentation.
+
+Invariants: every token's `start_pos`/`end_pos` index the source text; `PATH_END` tokens are
+zero-width and mark where a path literal stops; errors are `ParseError`s with a span.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lark import Token
+from lark.lexer import Lexer
+
+from .errors import ParseError
+from .source import Source, Span
+
+_PC = r"[a-zA-Z0-9._+\-]"  # PATH_CHAR
+
+KEYWORDS = {
+    "if": "IF", "then": "THEN", "else": "ELSE", "assert": "ASSERT", "with": "WITH",
+    "let": "LET", "in": "IN", "rec": "REC", "inherit": "INHERIT", "or": "OR_KW",
+}
+
+# Multi-character operators and single characters of plain code, by token type.
+OPERATORS = {
+    "...": "ELLIPSIS", "==": "EQ", "!=": "NEQ", "<=": "LEQ", ">=": "GEQ", "&&": "AND",
+    "||": "OR", "->": "IMPL", "//": "UPDATE", "++": "CONCAT", "${": "DOLLAR_CURLY",
+    "{": "LBRACE", "}": "RBRACE", "(": "LPAR", ")": "RPAR", "[": "LBRACK", "]": "RBRACK",
+    ";": "SEMI", ":": "COLON", ",": "COMMA", "@": "AT", ".": "DOT", "=": "EQUALS", "?": "QUESTION",
+    "!": "BANG", "-": "MINUS", "+": "PLUS", "*": "STAR", "/": "SLASH", "<": "LT", ">": "GT",
+}
+
+# The order matters: Python takes the first alternative that matches, flex the longest match.
+# Paths come before numbers and identifiers (`1/2`, `a/b` are paths), URIs before identifiers,
+# floats before ints, `...` before `.`.
+_NORMAL = re.compile(
+    r"(?P<ws>[ \t\r\n]+)"
+    r"|(?P<comment>\#[^\r\n]*|/\*(?:[^*]|\*+[^*/])*\*+/)"
+    rf"|(?P<pathseg>{_PC}*/)(?=\$\{{)"
+    r"|(?P<hpathseg>~/)(?=\$\{)"
+    rf"|(?P<path>{_PC}*(?:/{_PC}+)+/?)"
+    rf"|(?P<hpath>~(?:/{_PC}+)+/?)"
+    rf"|(?P<spath><{_PC}+(?:/{_PC}+)*>)"
+    r"|(?P<uri>[a-zA-Z][a-zA-Z0-9+\-.]*:[a-zA-Z0-9%/?:@&=+$,\-_.!~*']+)"
+    r"|(?P<float>(?:[1-9][0-9]*\.[0-9]*|0?\.[0-9]+)(?:[Ee][+-]?[0-9]+)?)"
+    r"|(?P<int>[0-9]+)"
+    r"|(?P<id>[a-zA-Z_][a-zA-Z0-9_'\-]*)"
+    r"|(?P<op>\.\.\.|==|!=|<=|>=|&&|\|\||->|//|\+\+|\$\{|[{}()\[\];:,@.=?!\-+*/<>])"
+    r"|(?P<indopen>''(?:\ *\n)?)"
+    r"|(?P<quote>\")"
+    r"|(?P<other>[\s\S])"
+)
+
+_STR = re.compile(r'(?:[^$"\\]|\$[^{"\\]|\\[\s\S]|\$\\[\s\S])*(?:\$(?="))?')
+_STR_ESC = re.compile(r"\\([\s\S])|\r\n?")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+
+_IND = re.compile(
+    r"(?P<text>(?:[^$']|\$[^{']|'[^'$])+)"
+    r"|(?P<q3>''')"
+    r"|(?P<dollar>''\$|\$(?!\{))"
+    r"|(?P<esc>''\\[\s\S])"
+    r"|(?P<dc>\$\{)"
+    r"|(?P<close>'')"
+    r"|(?P<quote1>')"
+)
+
+_INPATH = re.compile(rf"{_PC}*(?:/{_PC}+)*/?")
+
+INT_MAX = 2**63 - 1
+
+# Start conditions.
+_CODE, _STRING, _IND_STRING, _INPATH_S, _INPATH_SLASH = range(5)
+
+
+def _unescape(s: str) -> str:
+    """Decode the escapes of a double-quoted string chunk as Nix does (also CR/LF -> LF)."""
+    if "\\" not in s and "\r" not in s:
+        return s
+
+    def repl(m: re.Match) -> str:
+        c = m.group(1)
+        if c is None:
+            return "\n"
+        return _ESCAPES.get(c, c)
+
+    return _STR_ESC.sub(repl, s)
+
+
+def _float_error(text: str, value: float) -> bool:
+    """Tell whether strtod would report a range error for `text`."""
+    if value == float("inf"):
+        return True
+    mantissa = text.split("e")[0].split("E")[0]
+    if any(c in "123456789" for c in mantissa):
+        return value == 0.0 or value < 2.2250738585072014e-308
+    return False
+
+
+def _tok(type_: str, value: str, start: int, end: int) -> Token:
+    t = str.__new__(Token, value)
+    t.type = type_
+    t.value = value
+    t.start_pos = start
+    t.end_pos = end
+    t.line = t.column = t.end_line = t.end_column = None
+    return t
+
+
+def tokenize(source: Source, eof: list[int] | None = None):
+    """Yield the tokens of `source` (the parser adds `$END` itself).
+
+    When the text is exhausted, `eof[0]` is set to where Nix reports end of file: the start of
+    the last lexeme, whitespace and comments included."""
+    text = source.text
+    n = len(text)
+    pos = 0
+    stack = [_CODE]  # the bottom entry is flex's INITIAL: `}` never pops it
+    normal_match = _NORMAL.match
+    keywords = KEYWORDS
+    operators = OPERATORS
+    tok = _tok
+    state = _CODE
+    last = 0  # start of the last lexeme, where Nix reports end of file
+
+    def err(msg: str, at: int, end: int | None = None):
+        return ParseError(msg, Span(source, at, at if end is None else end))
+
+    while True:
+        if state == _CODE:
+            if pos >= n:
+                break
+            m = normal_match(text, pos)
+            kind = m.lastgroup
+            end = m.end()
+            last = pos
+            if kind == "ws" or kind == "comment":
+                pos = end
+                continue
+            if kind == "id":
+                value = m.group()
+                yield tok(keywords.get(value, "ID"), value, pos, end)
+            elif kind == "op":
+                value = m.group()
+                t = operators[value]
+                if t == "LBRACE" or t == "DOLLAR_CURLY":
+                    stack.append(_CODE)
+                elif t == "RBRACE":
+                    if len(stack) > 1:
+                        stack.pop()
+                        state = stack[-1]
+                yield tok(t, value, pos, end)
+            elif kind == "int":
+                value = m.group()
+                if int(value) > INT_MAX:
+                    raise err(f"invalid integer '{value}'", pos, end)
+                yield tok("INT", value, pos, end)
+            elif kind == "path" or kind == "hpath":
+                value = m.group()
+                stack.append(_INPATH_SLASH if value[-1] == "/" else _INPATH_S)
+                state = stack[-1]
+                yield tok("PATH" if kind == "path" else "HPATH", value, pos, end)
+            elif kind == "quote":
+                stack.append(_STRING)
+                state = _STRING
+                yield tok("QUOTE", '"', pos, end)
+            elif kind == "float":
+                value = m.group()
+                if _float_error(value, float(value)):
+                    raise err(f"invalid float '{value}'", pos, end)
+                yield tok("FLOAT", value, pos, end)
+            elif kind == "indopen":
+                stack.append(_IND_STRING)
+                state = _IND_STRING
+                yield tok("IND_STRING_OPEN", m.group(), pos, end)
+            elif kind == "pathseg" or kind == "hpathseg":
+                value = m.group()
+                stack.append(_INPATH_SLASH)
+                state = _INPATH_SLASH
+                yield tok("PATH" if kind == "pathseg" else "HPATH", value, pos, end)
+            elif kind == "spath":
+                yield tok("SPATH", m.group(), pos, end)
+            elif kind == "uri":
+                yield tok("URI", m.group(), pos, end)
+            else:
+                yield tok("CHAR", m.group(), pos, end)
+            pos = end
+
+        elif state == _STRING:
+            if pos >= n:
+                break
+            last = pos
+            m = _STR.match(text, pos)
+            end = m.end()
+            if end > pos:
+                yield tok("STR", _unescape(m.group()), pos, end)
+                pos = end
+                continue
+            if text.startswith("${", pos):
+                stack.append(_CODE)
+                state = _CODE
+                yield tok("DOLLAR_CURLY", "${", pos, pos + 2)
+                pos += 2
+            elif text[pos] == '"':
+                stack.pop()
+                state = stack[-1]
+                yield tok("QUOTE", '"', pos, pos + 1)
+                pos += 1
+            else:  # a lone `$`, `\` or `$\` at end of file
+                yield tok("STR", text[pos:], pos, n)
+                pos = n
+
+        elif state == _IND_STRING:
+            if pos >= n:
+                break
+            last = pos
+            m = _IND.match(text, pos)
+            kind = m.lastgroup
+            end = m.end()
+            if kind == "text":
+                yield tok("IND_STR", m.group(), pos, end)
+            elif kind == "close":
+                stack.pop()
+                state = stack[-1]
+                yield tok("IND_STRING_CLOSE", "''", pos, end)
+            elif kind == "dc":
+                stack.append(_CODE)
+                state = _CODE
+                yield tok("DOLLAR_CURLY", "${", pos, end)
+            elif kind == "q3":
+                yield tok("IND_ESC", "''", pos, end)
+            elif kind == "dollar":
+                yield tok("IND_ESC", "$", pos, end)
+            elif kind == "esc":
+                yield tok("IND_ESC", _unescape(m.group()[2:]), pos, end)
+            else:
+                yield tok("IND_ESC", "'", pos, end)
+            pos = end
+
+        else:  # inside a path literal
+            if text.startswith("${", pos):
+                last = pos
+                stack[-1] = _INPATH_S
+                stack.append(_CODE)
+                state = _CODE
+                yield tok("DOLLAR_CURLY", "${", pos, pos + 2)
+                pos += 2
+                continue
+            m = _INPATH.match(text, pos)
+            end = m.end()
+            if end > pos:
+                last = pos
+                value = m.group()
+                stack[-1] = state = _INPATH_SLASH if value[-1] == "/" else _INPATH_S
+                yield tok("STR", value, pos, end)
+                pos = end
+                continue
+            if state == _INPATH_SLASH:
+                if pos < n:
+                    last = pos
+                raise err("path has a trailing slash", last, last + 1)
+            stack.pop()
+            state = stack[-1]
+            yield tok("PATH_END", "", pos, pos)
+
+    if eof is not None:
+        eof[0] = last
+
+
+class NixLexer(Lexer):
+    """The lark lexer class: lark hands it the text, it returns `tokenize`'s tokens.
+
+    The source being parsed is set by the parser in `NixLexer.source` before each parse (parsing
+    is serialised by a lock in lang.parser)."""
+
+    source: Source | None = None
+    eof: list[int] = [0]
+
+    def __init__(self, lexer_conf):
+        pass
+
+    def lex(self, text):  # lark's plain custom-lexer interface: the text only
+        return tokenize(NixLexer.source, NixLexer.eof)

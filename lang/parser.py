@@ -1,0 +1,735 @@
+"""The parser of the Nix language: text in, `lang.ast` tree out.
+
+One lark LALR parser is built per process (`_lark()`), fed by lang.lexer's hand-written lexer, and
+builds the AST directly from its reduction callbacks (`_Builder`), so no parse tree exists. The
+callbacks do the desugaring Nix does while parsing (see lang.ast): merging nested attribute paths,
+stripping indented strings, making paths absolute, the old `let { … }` form. Operator expressions
+arrive as flat sequences and are resolved here with Nix's precedence table (`_resolve_ops`).
+
+Every failure is a `ParseError` with a span, worded as Nix words it; lark's own exceptions never
+escape. Parsing holds a lock: the lark parser and its callbacks are shared.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path as _FsPath
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedToken
+from lark.parsers.lalr_analysis import Reduce
+
+from . import ast
+from .errors import ParseError
+from .lexer import NixLexer
+from .source import Source, Span
+
+__all__ = ["parse", "parse_file", "parse_source"]
+
+# Binary operators: token type -> (precedence, associativity). Higher binds tighter.
+_BINARY = {
+    "IMPL": (1, "r"), "OR": (2, "l"), "AND": (3, "l"), "EQ": (4, "n"), "NEQ": (4, "n"),
+    "LT": (5, "n"), "GT": (5, "n"), "LEQ": (5, "n"), "GEQ": (5, "n"), "UPDATE": (6, "r"),
+    "PLUS": (8, "l"), "MINUS": (8, "l"), "STAR": (9, "l"), "SLASH": (9, "l"),
+    "CONCAT": (10, "r"),
+}
+_NOT_PREC = 7      # `!e` absorbs operators binding tighter than 7
+_HAS_PREC = 11     # `e ? a`
+_NEG_PREC = 12     # unary minus absorbs nothing but application and selection
+
+# Token names as Nix's bison parser prints them, in bison's symbol order.
+_NIX_NAMES = [
+    ("$END", "end of file"), ("CHAR", "invalid token"), ("ID", "ID"), ("STR", "STR"),
+    ("IND_STR", "IND_STR"), ("IND_ESC", "IND_STR"), ("INT", "INT"), ("FLOAT", "FLOAT"),
+    ("PATH", "PATH"), ("HPATH", "HPATH"), ("SPATH", "SPATH"), ("PATH_END", "PATH_END"),
+    ("URI", "URI"), ("IF", "IF"), ("THEN", "THEN"), ("ELSE", "ELSE"), ("ASSERT", "ASSERT"),
+    ("WITH", "WITH"), ("LET", "LET"), ("IN", "IN"), ("REC", "REC"), ("INHERIT", "INHERIT"),
+    ("EQ", "EQ"), ("NEQ", "NEQ"), ("AND", "AND"), ("OR", "OR"), ("IMPL", "IMPL"),
+    ("OR_KW", "OR_KW"), ("DOLLAR_CURLY", "DOLLAR_CURLY"), ("IND_STRING_OPEN", "IND_STRING_OPEN"),
+    ("IND_STRING_CLOSE", "IND_STRING_CLOSE"), ("ELLIPSIS", "ELLIPSIS"), ("LT", "'<'"),
+    ("GT", "'>'"), ("LEQ", "LEQ"), ("GEQ", "GEQ"), ("UPDATE", "UPDATE"), ("PLUS", "'+'"),
+    ("MINUS", "'-'"), ("STAR", "'*'"), ("SLASH", "'/'"), ("CONCAT", "CONCAT"),
+    ("QUESTION", "'?'"), ("COLON", "':'"), ("LBRACE", "'{'"), ("RBRACE", "'}'"), ("AT", "'@'"),
+    ("SEMI", "';'"), ("BANG", "'!'"), ("DOT", "'.'"), ("QUOTE", "'\"'"), ("LPAR", "'('"),
+    ("RPAR", "')'"), ("LBRACK", "'['"), ("RBRACK", "']'"), ("EQUALS", "'='"), ("COMMA", "','"),
+]
+_NIX_NAME = dict(_NIX_NAMES)
+_NIX_ORDER = {name: i for i, (name, _) in enumerate(_NIX_NAMES)}
+
+
+def _syntax_error(tok: Token, span: Span, expected=()) -> ParseError:
+    msg = f"syntax error, unexpected {_NIX_NAME.get(tok.type, tok.type)}"
+    names: list[str] = []
+    for t in sorted(expected, key=lambda t: _NIX_ORDER.get(t, 999)):
+        name = _NIX_NAME.get(t)
+        if name and name not in names:
+            names.append(name)
+    if names and len(names) <= 4:
+        msg += ", expecting " + " or ".join(names)
+    return ParseError(msg, span)
+
+
+def _canon_path(path: str) -> str:
+    """Canonicalise an absolute path as Nix's canonPath does: drop `.`, empty components and
+    trailing slashes, resolve `..` lexically (never following symlinks)."""
+    out: list[str] = []
+    for part in path.split("/"):
+        if part == "" or part == ".":
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+        else:
+            out.append(part)
+    return "/" + "/".join(out)
+
+
+class _Has:
+    """A postfix `? attrpath` inside an operator sequence."""
+
+    __slots__ = ("path", "end")
+
+    def __init__(self, path, end):
+        self.path, self.end = path, end
+
+
+class _Binds:
+    """The bindings of an attribute set or `let` under construction."""
+
+    __slots__ = ("attrs", "dynamic")
+
+    def __init__(self):
+        self.attrs: dict[str, ast.Binding] = {}
+        self.dynamic: list[tuple[ast.Node, ast.Node, Span]] = []
+
+
+def _show_path(path) -> str:
+    from .printer import show_attr_name
+    return ".".join(n if isinstance(n, str) else show_attr_name(n) for n in path)
+
+
+def _where(span: Span) -> str:
+    """Format a position as Nix 2.8 does inside messages (`(string):1:3`)."""
+    name = span.source.name
+    if name.startswith("«") and name.endswith("»"):
+        name = f"({name[1:-1]})"
+    line, col = span.line_col()
+    return f"{name}:{line}:{col}"
+
+
+class _Builder(Transformer):
+    """The parser callbacks: each receives the children of one reduction, returns its value."""
+
+    src: Source
+
+    def __init__(self):
+        super().__init__(visit_tokens=False)
+        self.src = None  # set by parse_source
+        self.home = None
+
+    def _span(self, start: int, end: int) -> Span:
+        return Span(self.src, start, end)
+
+    # --- expressions -------------------------------------------------------------------------
+
+    def start(self, c):
+        return c[0]
+
+    def lam_id(self, c):
+        body = c[2]
+        return ast.Lambda(self._span(c[0].start_pos, body.span.end), str(c[0]), None, False, body)
+
+    def _lambda(self, start, param, formals, body, at_span=None):
+        items, ellipsis = formals
+        items.reverse()
+        seen = set()
+        for f in items:
+            if f.name in seen:
+                raise ParseError(f"duplicate formal function argument '{f.name}'", f.span)
+            seen.add(f.name)
+        span = self._span(start, body.span.end)
+        if param is not None and param in seen:
+            raise ParseError(f"duplicate formal function argument '{param}'", span)
+        return ast.Lambda(span, param, items, ellipsis, body)
+
+    def lam_set(self, c):
+        return self._lambda(c[0].start_pos, None, c[1], c[4])
+
+    def lam_empty(self, c):
+        return self._lambda(c[0].start_pos, None, ([], False), c[3])
+
+    def lam_set_at(self, c):
+        return self._lambda(c[0].start_pos, str(c[4]), c[1], c[6])
+
+    def lam_empty_at(self, c):
+        return self._lambda(c[0].start_pos, str(c[3]), ([], False), c[5])
+
+    def lam_at_set(self, c):
+        return self._lambda(c[0].start_pos, str(c[0]), c[3], c[6])
+
+    def lam_at_empty(self, c):
+        return self._lambda(c[0].start_pos, str(c[0]), ([], False), c[5])
+
+    def formals_one(self, c):
+        return [c[0]], False
+
+    def formals_more(self, c):
+        items, ellipsis = c[2]
+        items.append(c[0])
+        return items, ellipsis
+
+    def formals_ellipsis(self, c):
+        return [], True
+
+    def formal(self, c):
+        tok = c[0]
+        return ast.Formal(str(tok), c[2] if len(c) == 3 else None,
+                          self._span(tok.start_pos, tok.end_pos))
+
+    def assert_(self, c):
+        return ast.Assert(self._span(c[0].start_pos, c[3].span.end), c[1], c[3])
+
+    def with_(self, c):
+        return ast.With(self._span(c[0].start_pos, c[3].span.end), c[1], c[3])
+
+    def let(self, c):
+        binds = c[1]
+        if binds.dynamic:
+            raise ParseError("dynamic attributes not allowed in let",
+                             self._span(c[0].start_pos, c[0].end_pos))
+        return ast.Let(self._span(c[0].start_pos, c[3].span.end), binds.attrs, c[3])
+
+    def if_(self, c):
+        return ast.If(self._span(c[0].start_pos, c[5].span.end), c[1], c[3], c[5])
+
+    # --- operators ---------------------------------------------------------------------------
+
+    def op(self, c):
+        items = c[0]
+        if len(items) == 1:
+            return items[0]
+        return self._resolve_ops(items)
+
+    def ops_first(self, c):
+        return c[0]
+
+    def ops_bin(self, c):
+        items = c[0]
+        items.append(c[1])
+        items.extend(c[2])
+        return items
+
+    def unit_first(self, c):
+        return c[0]
+
+    def unit_has(self, c):
+        items = c[0]
+        path, _, end = c[2]
+        items.append(_Has(path, end))
+        return items
+
+    def prefixed_app(self, c):
+        return [c[0]]
+
+    def prefixed_op(self, c):
+        items = c[1]
+        items.insert(0, c[0])
+        return items
+
+    def _resolve_ops(self, items):
+        """Build the tree of an operator sequence with Nix's precedences and associativities."""
+        pos = 0
+        n = len(items)
+        span = self._span
+
+        def operand(min_prec):
+            nonlocal pos
+            it = items[pos]
+            pos += 1
+            if isinstance(it, Token):  # a prefix operator
+                if it.type == "BANG":
+                    e = operand(_NOT_PREC + 1)
+                    left = ast.Not(span(it.start_pos, e.span.end), e)
+                else:
+                    e = operand(_NEG_PREC + 1)
+                    left = ast.Neg(span(it.start_pos, e.span.end), e)
+            else:
+                left = it
+            while pos < n:
+                it = items[pos]
+                if isinstance(it, _Has):
+                    if _HAS_PREC < min_prec:
+                        break
+                    pos += 1
+                    left = ast.HasAttr(span(left.span.start, it.end), left, it.path)
+                    continue
+                prec, assoc = _BINARY[it.type]
+                if prec < min_prec:
+                    break
+                pos += 1
+                right = operand(prec if assoc == "r" else prec + 1)
+                left = ast.BinOp(span(left.span.start, right.span.end), str(it), left, right)
+                if assoc == "n" and pos < n:
+                    nxt = items[pos]
+                    if not isinstance(nxt, _Has) and _BINARY[nxt.type][0] == prec:
+                        raise _syntax_error(nxt, span(nxt.start_pos, nxt.end_pos))
+            return left
+
+        return operand(0)
+
+    # --- application and selection ----------------------------------------------------------
+
+    def app_first(self, c):
+        return c[0]
+
+    def app_call(self, c):
+        fn, arg = c
+        if type(fn) is ast.Call:
+            fn.args.append(arg)
+            fn.span = self._span(fn.span.start, arg.span.end)
+            return fn
+        return ast.Call(self._span(fn.span.start, arg.span.end), fn, [arg])
+
+    def select_simple(self, c):
+        return c[0]
+
+    def select_path(self, c):
+        e = c[0]
+        path, _, end = c[2]
+        return ast.Select(self._span(e.span.start, end), e, path)
+
+    def select_or(self, c):
+        e = c[0]
+        path = c[2][0]
+        d = c[4]
+        return ast.Select(self._span(e.span.start, d.span.end), e, path, d)
+
+    def select_orcall(self, c):
+        e, tok = c
+        var = ast.Var(self._span(tok.start_pos, tok.end_pos), "or")
+        return ast.Call(self._span(e.span.start, tok.end_pos), e, [var])
+
+    def attrpath_first(self, c):
+        name, span = c[0]
+        return [name], span.start, span.end
+
+    def attrpath_add(self, c):
+        path, start, _ = c[0]
+        name, span = c[2]
+        path.append(name)
+        return path, start, span.end
+
+    def attr_id(self, c):
+        tok = c[0]
+        return str(tok), self._span(tok.start_pos, tok.end_pos)
+
+    def attr_string(self, c):
+        span = self._span(c[0].start_pos, c[2].end_pos)
+        parts = c[1]
+        if all(type(p) is str for p in parts) and len(parts) <= 1:
+            return (parts[0] if parts else ""), span
+        return ast.String(span, parts), span
+
+    def attr_interp(self, c):
+        e = c[1]
+        span = self._span(c[0].start_pos, c[2].end_pos)
+        if type(e) is ast.String and len(e.parts) <= 1 and all(type(p) is str for p in e.parts):
+            return (e.parts[0] if e.parts else ""), span
+        if type(e) is ast.Uri:
+            return e.value, span
+        return e, span
+
+    # --- simple expressions ------------------------------------------------------------------
+
+    def var(self, c):
+        tok = c[0]
+        return ast.Var(self._span(tok.start_pos, tok.end_pos), str(tok))
+
+    def int_(self, c):
+        tok = c[0]
+        return ast.Int(self._span(tok.start_pos, tok.end_pos), int(tok))
+
+    def float_(self, c):
+        tok = c[0]
+        return ast.Float(self._span(tok.start_pos, tok.end_pos), float(tok))
+
+    def string(self, c):
+        return ast.String(self._span(c[0].start_pos, c[2].end_pos), c[1])
+
+    def parts_empty(self, c):
+        return []
+
+    def sparts_one(self, c):
+        return [c[0].value]
+
+    def sparts_many(self, c):
+        return c[0]
+
+    def parts_str(self, c):
+        parts = c[0]
+        parts.append(c[1].value)
+        return parts
+
+    def parts_ind(self, c):
+        parts = c[0]
+        parts.append(c[1])  # the token itself: its type tells text from escape
+        return parts
+
+    def parts_interp(self, c):
+        parts = c[0]
+        parts.append(c[2])
+        return parts
+
+    def iparts_first(self, c):
+        return [c[1]]
+
+    def iparts_str_first(self, c):
+        return [c[0].value, c[2]]
+
+    def ind_string(self, c):
+        return ast.String(self._span(c[0].start_pos, c[2].end_pos), _strip_indentation(c[1]))
+
+    def path_start(self, c):
+        tok = c[0]
+        text = tok.value
+        if tok.type == "HPATH":
+            home = self.home if self.home is not None else os.environ.get("HOME", "")
+            value = home + text[1:]
+        else:
+            value = _canon_path(text if text.startswith("/")
+                                else self.src.base_dir + "/" + text)
+            if text.endswith("/") and len(text) > 1:
+                value += "/"
+        return value, tok.start_pos
+
+    def path(self, c):
+        value, start = c[0]
+        return ast.Path(self._span(start, c[1].end_pos), [value])
+
+    def path_interp(self, c):
+        value, start = c[0]
+        parts = c[1]
+        parts.insert(0, value)
+        return ast.Path(self._span(start, c[2].end_pos), parts)
+
+    def spath(self, c):
+        tok = c[0]
+        return ast.SearchPath(self._span(tok.start_pos, tok.end_pos), tok.value[1:-1])
+
+    def uri(self, c):
+        tok = c[0]
+        return ast.Uri(self._span(tok.start_pos, tok.end_pos), tok.value)
+
+    def paren(self, c):
+        return c[1]
+
+    def old_let(self, c):
+        binds = c[2]
+        span = self._span(c[0].start_pos, c[3].end_pos)
+        attrs = ast.Attrs(self._span(c[1].start_pos, c[3].end_pos), True, binds.attrs,
+                          binds.dynamic)
+        return ast.Select(span, attrs, ["body"])
+
+    def rec_set(self, c):
+        binds = c[2]
+        return ast.Attrs(self._span(c[0].start_pos, c[3].end_pos), True, binds.attrs,
+                         binds.dynamic)
+
+    def set(self, c):
+        binds = c[1]
+        return ast.Attrs(self._span(c[0].start_pos, c[2].end_pos), False, binds.attrs,
+                         binds.dynamic)
+
+    def empty_set(self, c):
+        return ast.Attrs(self._span(c[0].start_pos, c[1].end_pos), False, {}, [])
+
+    def list_(self, c):
+        return ast.List(self._span(c[0].start_pos, c[2].end_pos), c[1])
+
+    def items_empty(self, c):
+        return []
+
+    def items_add(self, c):
+        items = c[0]
+        items.append(c[1])
+        return items
+
+    # --- bindings ----------------------------------------------------------------------------
+
+    def binds_empty(self, c):
+        return _Binds()
+
+    def binds_some(self, c):
+        return c[0]
+
+    def binds_first(self, c):
+        binds = _Binds()
+        c[0](binds)
+        return binds
+
+    def binds_add(self, c):
+        c[1](c[0])
+        return c[0]
+
+    def bind_value(self, c):
+        path, start, end = c[0]
+        value = c[2]
+        pspan = self._span(start, end)
+
+        def add(binds: _Binds):
+            _add_attr(binds, path, value, pspan)
+        return add
+
+    def names_empty(self, c):
+        return []
+
+    def names_add(self, c):
+        names = c[0]
+        names.append(c[1])
+        return names
+
+    def bind_inherit(self, c):
+        pos = c[0].end_pos
+        names = c[1]
+
+        def add(binds: _Binds):
+            self._inherit(binds, names, pos, None)
+        return add
+
+    def bind_inherit_from(self, c):
+        pos = c[3].end_pos
+        names = c[4]
+        src = c[2]
+
+        def add(binds: _Binds):
+            self._inherit(binds, names, pos, src)
+        return add
+
+    def _inherit(self, binds: _Binds, names, pos, src):
+        attrs = binds.attrs
+        for name, span in names:
+            if not isinstance(name, str):
+                raise ParseError("dynamic attributes not allowed in inherit", span)
+            bspan = self._span(pos, span.end)
+            if name in attrs:
+                raise ParseError(f"attribute '{name}' already defined at "
+                                 f"{_where(attrs[name].span)}", self._span(pos, pos))
+            if src is None:
+                value = ast.Var(span, name)
+            else:
+                value = ast.Select(self._span(src.span.start, span.end), src, [name])
+            attrs[name] = ast.Binding(value, True, bspan)
+
+
+def _add_attr(binds: _Binds, path: list, value: ast.Node, pspan: Span) -> None:
+    """Add `path = value` to a set, creating and merging nested sets as Nix's addAttr does."""
+    attrs, dynamic = binds.attrs, binds.dynamic
+    for name in path[:-1]:
+        if isinstance(name, str):
+            b = attrs.get(name)
+            if b is not None:
+                if b.inherited or type(b.value) is not ast.Attrs:
+                    raise ParseError(f"attribute '{_show_path(path)}' already defined at "
+                                     f"{_where(b.span)}", pspan)
+                attrs, dynamic = b.value.attrs, b.value.dynamic
+            else:
+                nested = ast.Attrs(pspan, False, {}, [])
+                attrs[name] = ast.Binding(nested, False, pspan)
+                attrs, dynamic = nested.attrs, nested.dynamic
+        else:
+            nested = ast.Attrs(pspan, False, {}, [])
+            dynamic.append((name, nested, pspan))
+            attrs, dynamic = nested.attrs, nested.dynamic
+    name = path[-1]
+    if isinstance(name, str):
+        b = attrs.get(name)
+        if b is not None:
+            if (type(value) is ast.Attrs and not b.inherited and type(b.value) is ast.Attrs):
+                # Nix merges the static attributes of both sets (and drops the dynamic ones of
+                # the second, as Nix 2.8 does).
+                target = b.value.attrs
+                for k, kb in value.attrs.items():
+                    if k in target:
+                        raise ParseError(f"attribute '{k}' already defined at {_where(kb.span)}",
+                                         target[k].span)
+                    target[k] = kb
+            else:
+                raise ParseError(f"attribute '{_show_path(path)}' already defined at "
+                                 f"{_where(b.span)}", pspan)
+        else:
+            attrs[name] = ast.Binding(value, False, pspan)
+    else:
+        dynamic.append((name, value, pspan))
+
+
+def _strip_indentation(parts: list) -> list:
+    """Strip the common indentation of an indented string, exactly as Nix's stripIndentation.
+
+    `parts` holds IND_STR tokens (raw text), IND_ESC tokens (escapes, which count as text) and
+    interpolated nodes. Each piece stays a separate part, as in Nix."""
+    if not parts:
+        return []
+    at_start = True
+    min_indent = 1000000
+    cur = 0
+    for p in parts:
+        if type(p) is not Token or p.type != "IND_STR":
+            if at_start:
+                at_start = False
+                if cur < min_indent:
+                    min_indent = cur
+            continue
+        for ch in p.value:
+            if at_start:
+                if ch == " ":
+                    cur += 1
+                elif ch == "\n":
+                    cur = 0
+                else:
+                    at_start = False
+                    if cur < min_indent:
+                        min_indent = cur
+            elif ch == "\n":
+                at_start = True
+                cur = 0
+
+    out: list = []
+    at_start = True
+    dropped = 0
+    last = len(parts) - 1
+    for i, p in enumerate(parts):
+        if type(p) is not Token:
+            at_start = False
+            dropped = 0
+            out.append(p)
+            continue
+        s = p.value
+        if p.type == "IND_STR":
+            buf = []
+            for ch in s:
+                if at_start:
+                    if ch == " ":
+                        if dropped >= min_indent:
+                            buf.append(ch)
+                        dropped += 1
+                    elif ch == "\n":
+                        dropped = 0
+                        buf.append(ch)
+                    else:
+                        at_start = False
+                        dropped = 0
+                        buf.append(ch)
+                else:
+                    buf.append(ch)
+                    if ch == "\n":
+                        at_start = True
+            s = "".join(buf)
+        else:
+            # An escape is copied as is; Nix runs it through the same loop, where it can only
+            # contain a newline (''\n is not one) or text.
+            if at_start and s not in ("\n",):
+                at_start = False
+                dropped = 0
+            elif not at_start and s == "\n":
+                at_start = True
+        if i == last:
+            k = s.rfind("\n")
+            if k != -1 and s[k + 1:].strip(" ") == "":
+                s = s[:k + 1]
+        out.append(s)
+    if len(out) == 1 and type(out[0]) is str:
+        return [out[0]] if out[0] else []
+    return out
+
+
+_lock = threading.RLock()
+
+
+@lru_cache(maxsize=None)
+def _rule_index(parser: Lark) -> dict:
+    return {rule: i for i, rule in enumerate(parser.rules)}
+
+
+@lru_cache(maxsize=None)
+def _lark() -> tuple[Lark, _Builder]:
+    builder = _Builder()
+    grammar = (_FsPath(__file__).with_name("nix.lark")).read_text()
+    parser = Lark(grammar, parser="lalr", lexer=NixLexer, transformer=builder, start="start",
+                  maybe_placeholders=False)
+    return parser, builder
+
+
+def _expected_after_default_reductions(state, rule_index) -> set[str]:
+    """Return the tokens Nix's bison parser would list as expected.
+
+    Bison performs a state's default reduction (its most frequent one) before noticing an
+    error. Do those reductions for real, callbacks included, since they can raise errors of
+    their own (a duplicate attribute completed just before the bad token), then list what the
+    final state accepts."""
+    states = state.parse_conf.parse_table.states
+    callbacks = state.parse_conf.callbacks
+    stack = state.state_stack
+    values = state.value_stack
+    for _ in range(500):
+        actions = states[stack[-1]]
+        reduces = Counter(arg for action, arg in actions.values() if action is Reduce)
+        if not reduces:
+            break
+        rule = min(reduces, key=lambda r: (-reduces[r], rule_index.get(r, 0)))
+        size = len(rule.expansion)
+        goto = states[stack[-1 - size] if size else stack[-1]].get(rule.origin.name)
+        if goto is None:
+            break
+        if size:
+            args = values[-size:]
+            del stack[-size:]
+            del values[-size:]
+        else:
+            args = []
+        values.append(callbacks[rule](args))
+        if goto[1] == state.parse_conf.end_state:
+            return {"$END"}
+        stack.append(goto[1])
+    return {k for k in states[stack[-1]] if k.isupper()}
+
+
+def parse_source(source: Source) -> ast.Node:
+    """Parse a `Source` into an AST; raise `ParseError` on any error."""
+    parser, builder = _lark()
+    with _lock:
+        builder.src = source
+        NixLexer.source = source
+        NixLexer.eof[0] = 0
+        try:
+            return parser.parse(source.text)
+        except UnexpectedToken as e:
+            tok = e.token
+            if tok.type == "$END":
+                at = NixLexer.eof[0]
+                span = Span(source, at, at)
+            else:
+                span = Span(source, tok.start_pos, tok.end_pos)
+            expected = _expected_after_default_reductions(e.state, _rule_index(parser))
+            raise _syntax_error(tok, span, expected) from None
+        finally:
+            builder.src = None
+            NixLexer.source = None
+
+
+def parse(text: str, name: str = "«string»", base_dir: str | None = None,
+          path: str | None = None) -> ast.Node:
+    """Parse Nix source text; relative paths resolve against `base_dir` (default: the cwd)."""
+    if base_dir is None:
+        base_dir = os.getcwd()
+    return parse_source(Source(name, text, base_dir, path))
+
+
+def parse_file(path: str) -> ast.Node:
+    """Parse a file; its absolute path is the source name and its directory the base."""
+    path = os.path.abspath(path)
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return parse(text, name=path, base_dir=os.path.dirname(path), path=path)
