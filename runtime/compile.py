@@ -19,7 +19,8 @@ from .apply import call
 from .errors import AssertionFailed, EvalError, InfiniteRecursion, StackOverflow, ThrownError
 from .operators import (add, canon_path, coerce_to_string, concat_lists, div, equal, less_than,
                         mul, sub, update)
-from .values import Attrs, Lambda, NixPath, Thunk, make_string, show_type, type_error
+from .operators import INT_MAX, INT_MIN
+from .values import Attrs, Lambda, NixPath, Thunk, make_string, type_error
 
 _MISSING = object()
 _MAX_TRACE = 64
@@ -63,6 +64,14 @@ class Compiler:
 
     def strict(self, node: ast.Node):
         return getattr(self, "c_" + type(node).__name__)(node)
+
+    def lazy_binding(self, node: ast.Node):
+        """Like `lazy`, for a binding evaluated while its own scope is being filled in: a
+        variable of that same scope may not be set yet, so it is delayed like any expression."""
+        if type(node) is ast.Var and node.level == 0:
+            code = self.strict(node)
+            return lambda env: Thunk(code, env)
+        return self.lazy(node)
 
     def lazy(self, node: ast.Node):
         t = type(node)
@@ -168,6 +177,8 @@ class Compiler:
             def code(env):
                 v = env[index]
                 if type(v) is Thunk:
+                    if v.code is None:
+                        return v.value
                     try:
                         return v.force()
                     except InfiniteRecursion as e:
@@ -177,6 +188,8 @@ class Compiler:
             def code(env):
                 v = env[0][index]
                 if type(v) is Thunk:
+                    if v.code is None:
+                        return v.value
                     try:
                         return v.force()
                     except InfiniteRecursion as e:
@@ -304,7 +317,8 @@ class Compiler:
         out = []
         for name, b in attrs.items():
             outer = b.inherited and type(b.value) is ast.Var
-            out.append((name, self.lazy(b.value), outer))
+            out.append((name, self.lazy(b.value) if outer else self.lazy_binding(b.value),
+                        outer))
         return out
 
     def _dynamic(self, node: ast.Attrs):
@@ -428,16 +442,16 @@ class Compiler:
         if node.formals is None:
             def call_simple(cenv, arg):
                 return body([cenv, arg])
-            fn = call_simple
-        else:
-            fn = self._formals_call(node, body)
+            return lambda env: Lambda(node, call_simple, env, body)
+        fn = self._formals_call(node, body)
         return lambda env: Lambda(node, fn, env)
 
     def _formals_call(self, node: ast.Lambda, body):
         slots = lambda_slots(node)
         n = len(slots)
         formals = [(f.name, slots[f.name],
-                    None if f.default is None else self.lazy(f.default)) for f in node.formals]
+                    None if f.default is None else self.lazy_binding(f.default))
+                   for f in node.formals]
         names = frozenset(f.name for f in node.formals)
         ellipsis = node.ellipsis
         param_slot = slots[node.param] if node.param is not None else None
@@ -475,6 +489,23 @@ class Compiler:
         args = [self.lazy(a) for a in node.args]
         span = node.span
 
+        if len(args) == 1:
+            arg = args[0]
+
+            def call1(env):
+                f = fn(env)
+                try:
+                    if type(f) is Lambda:
+                        body = f.body
+                        if body is not None:
+                            return body([f.env, arg(env)])
+                        return f.call(f.env, arg(env))
+                    return call(f, arg(env))
+                except EvalError as e:
+                    _trace_call(e, f, span)
+                    raise
+            return call1
+
         def call_(env):
             f = fn(env)
             try:
@@ -490,6 +521,70 @@ class Compiler:
         return call_
 
     # -- operators ------------------------------------------------------------------------------
+
+    def _int_constant_op(self, op: str, left, k: int, span):
+        """Specialise `e OP k` for an integer literal `k` (`n - 1`, `n < 2`, `n == 0`): the
+        shapes that dominate recursive functions. Returns None for other operators."""
+        state = self.state
+        if op not in ("+", "-", "<", ">", "<=", ">=", "==", "!="):
+            return None
+        fast = {
+            "+": lambda a: a + k, "-": lambda a: a - k, "<": lambda a: a < k,
+            ">": lambda a: a > k, "<=": lambda a: a <= k, ">=": lambda a: a >= k,
+            "==": lambda a: a == k, "!=": lambda a: a != k,
+        }[op]
+        if op == "-":
+            def minus_k(env):
+                a = left(env)
+                if type(a) is int:
+                    c = a - k
+                    if INT_MIN <= c <= INT_MAX:
+                        return c
+                try:
+                    return sub(a, k)
+                except EvalError as e:
+                    raise e.at(span)
+            return minus_k
+        if op == "+":
+            def plus_k(env):
+                a = left(env)
+                if type(a) is int:
+                    c = a + k
+                    if INT_MIN <= c <= INT_MAX:
+                        return c
+                try:
+                    return add(state, a, k)
+                except EvalError as e:
+                    raise e.at(span)
+            return plus_k
+        if op == "<":
+            def lt_k(env):
+                a = left(env)
+                if type(a) is int:
+                    return a < k
+                try:
+                    return less_than(a, k)
+                except EvalError as e:
+                    raise e.at(span)
+            return lt_k
+        if op == "==":
+            def eq_k(env):
+                a = left(env)
+                if type(a) is int:
+                    return a == k
+                return equal(a, k)
+            return eq_k
+        generic = _generic(op)
+
+        def cmp_k(env):
+            a = left(env)
+            if type(a) is int:
+                return fast(a)
+            try:
+                return generic(a, k)
+            except EvalError as e:
+                raise e.at(span)
+        return cmp_k
 
     def c_Not(self, node: ast.Not):
         expr = self.strict(node.expr)
@@ -557,17 +652,33 @@ class Compiler:
                     raise type_error(b, "a Boolean").at(rspan)
                 return b
             return impl
+        if type(node.right) is ast.Int:
+            fast = self._int_constant_op(op, left, node.right.value, span)
+            if fast is not None:
+                return fast
         if op == "==":
-            return lambda env: equal(left(env), right(env))
+            def eq(env):
+                a = left(env)
+                b = right(env)
+                if type(a) is type(b) and (type(a) is int or type(a) is str):
+                    return a == b
+                return equal(a, b)
+            return eq
         if op == "!=":
-            return lambda env: not equal(left(env), right(env))
+            def ne(env):
+                a = left(env)
+                b = right(env)
+                if type(a) is type(b) and (type(a) is int or type(a) is str):
+                    return a != b
+                return not equal(a, b)
+            return ne
         if op == "+":
             def plus(env):
                 a = left(env)
                 b = right(env)
                 if type(a) is int and type(b) is int:
                     c = a + b
-                    if -0x8000000000000000 <= c <= 0x7FFFFFFFFFFFFFFF:
+                    if INT_MIN <= c <= INT_MAX:
                         return c
                 try:
                     return add(state, a, b)
@@ -580,13 +691,24 @@ class Compiler:
                 b = right(env)
                 if type(a) is int and type(b) is int:
                     c = a - b
-                    if -0x8000000000000000 <= c <= 0x7FFFFFFFFFFFFFFF:
+                    if INT_MIN <= c <= INT_MAX:
                         return c
                 try:
                     return sub(a, b)
                 except EvalError as e:
                     raise e.at(span)
             return minus
+        if op == "<":
+            def lt(env):
+                a = left(env)
+                b = right(env)
+                if type(a) is int and type(b) is int:
+                    return a < b
+                try:
+                    return less_than(a, b)
+                except EvalError as e:
+                    raise e.at(span)
+            return lt
         binary = {
             "*": mul, "/": div, "++": concat_lists, "//": update,
             "<": less_than, ">": lambda a, b: less_than(b, a),
@@ -601,6 +723,14 @@ class Compiler:
             except EvalError as e:
                 raise e.at(span)
         return binop
+
+
+def _generic(op: str):
+    return {
+        "+": None, "-": sub, "*": mul, "/": div, "<": less_than,
+        ">": lambda a, b: less_than(b, a), "<=": lambda a, b: not less_than(b, a),
+        ">=": lambda a, b: not less_than(a, b), "==": equal, "!=": lambda a, b: not equal(a, b),
+    }.get(op)
 
 
 def _missing_attr(name: str, attrs: Attrs, span) -> EvalError:

@@ -43,7 +43,7 @@ class EvalError(Exception):
                 if span is not None:
                     out.append("")
                     out.append(span.frame())
-        elif self.trace or self.span is None:
+        elif self.trace:
             out.append("(use '--show-trace' to show detailed location information)")
         return "\n".join(out)
 

@@ -19,7 +19,6 @@ from typing import Callable
 
 from ..lang import ast
 from ..lang.resolve import Scope, base_scope, resolve
-from ..lang.source import Source
 from .builtins import GLOBAL_NAMES, load_all
 from .compile import Compiler
 from .errors import EvalError, StackOverflow
@@ -27,8 +26,8 @@ from .values import Attrs, NixPath, PrimOp, Thunk, force, value_thunk
 
 STDLIB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stdlib")
 
-_RECURSION_LIMIT = 1_000_000
-_THREAD_STACK = 1 << 30
+_RECURSION_LIMIT = 600_000
+_THREAD_STACK = 4 << 30
 
 
 def run_deep(fn: Callable):

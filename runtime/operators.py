@@ -9,7 +9,6 @@ with `coerce_more` for `toString`'s extra conversions.
 
 from __future__ import annotations
 
-import posixpath
 
 from .errors import EvalError
 from .values import (Attrs, CStr, NixPath, force, make_string, show_type, type_error,
@@ -133,7 +132,7 @@ def add(state, a, b):
         ctx: set = set()
         s = coerce_to_string(state, b, ctx, copy_to_store=False)
         if ctx:
-            raise EvalError(f"a string that refers to a store path cannot be appended to a path")
+            raise EvalError("a string that refers to a store path cannot be appended to a path")
         return NixPath(canon_path(a.path + s))
     if ta is str and type(b) is str:
         return a + b

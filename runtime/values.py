@@ -170,12 +170,14 @@ EMPTY_ATTRS = Attrs({})
 class Lambda:
     """A user-defined function: the `ast.Lambda` node, its compiled body and its closure env."""
 
-    __slots__ = ("node", "call", "env")
+    __slots__ = ("node", "call", "env", "body")
 
-    def __init__(self, node, call: Callable, env: list):
+    def __init__(self, node, call: Callable, env: list, body: Callable | None = None):
         self.node = node
         self.call = call  # call(env, arg) -> value, set up by runtime.compile
         self.env = env
+        # For a lambda with a plain parameter: its compiled body, so calls can skip `call`.
+        self.body = body
 
     def __repr__(self):
         return f"Lambda({self.node.span!r})"

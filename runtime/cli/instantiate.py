@@ -35,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     state = make_evaluator(args)
-    from ..printer import print_value
 
     for source in _sources(args):
         if args.parse:
@@ -97,3 +96,7 @@ def _eval_source(state, args, source):
     if kind == "file":
         return state.eval_file(arg)
     return state.eval_node(_parse_source(state, args, source))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
