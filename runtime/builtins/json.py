@@ -10,8 +10,8 @@ everything else is kept byte for byte.
 ("[json.exception.parse_error.101] parse error at line 1, column 4: …"): it works on the UTF-8
 bytes of the text, counts lines and columns the way that parser does, and reports the "last read"
 text it would. Numbers without a fraction or exponent are integers (an unsigned value above the
-64-bit range wraps, as Nix's cast does; one that does not fit in 64 bits is a float); strings are
-cut at the first NUL, as Nix's C strings are.
+64-bit range wraps, as Nix's cast does; one that does not fit in 64 bits is a float); string
+values (not attribute names) are cut at the first NUL, as Nix's C strings are.
 """
 
 from __future__ import annotations
@@ -251,8 +251,8 @@ class _Lexer:
                 out.append("<U+%04X>" % b)
             else:
                 out.append(bytes([b]).decode("latin-1"))
-        # Bytes are shown as they are; decode them as UTF-8 like a terminal would.
-        return "".join(out).encode("latin-1").decode("utf-8", "replace")
+        # Bytes are shown as they are (an ill-formed one stays a lone surrogate escape).
+        return "".join(out).encode("latin-1").decode("utf-8", "surrogateescape")
 
     def fail(self, message: str) -> int:
         self.error_message = message
@@ -528,7 +528,7 @@ class _Parser:
     def object_key(self) -> str:
         if self.last != _T_STRING:
             raise self.error(_T_STRING, "object key")
-        key = _cut_at_nul(self.lexer.value)
+        key = self.lexer.value  # names are kept whole, NULs included, as Nix's symbols are
         if self.next() != _T_NAME_SEP:
             raise self.error(_T_NAME_SEP, "object separator")
         return key
