@@ -64,15 +64,20 @@ def describe_function(v) -> str:
     return "a function"
 
 
-def to_json(state, value, ctx: set) -> str:
-    """Render a value as JSON, forcing what it needs and adding string contexts to `ctx`."""
+def to_json(state, value, ctx: set, strict: bool = True) -> str:
+    """Render a value as JSON, adding string contexts to `ctx`. With `strict` it forces what it
+    needs; without (`--json` without `--strict`), a thunk not yet forced is an error."""
     out: list[str] = []
-    _to_json(state, value, ctx, out, None)
+    _to_json(state, value, ctx, out, None, strict)
     return "".join(out)
 
 
-def _to_json(state, v, ctx: set, out: list, span) -> None:
+def _to_json(state, v, ctx: set, out: list, span, strict: bool = True) -> None:
     if type(v) is Thunk:
+        if not strict and v.code is not None:
+            error = EvalError("cannot convert a thunk to JSON", span)
+            error.add_trace("message for the trace", span)
+            raise error
         v = v.force()
     t = type(v)
     if t is str:
@@ -95,14 +100,14 @@ def _to_json(state, v, ctx: set, out: list, span) -> None:
         for i, item in enumerate(v):
             if i:
                 out.append(",")
-            _to_json(state, item, ctx, out, span)
+            _to_json(state, item, ctx, out, span, strict)
         out.append("]")
     elif t is Attrs:
         d = v.d
         if "__toString" in d:
             out.append(escape_json_string(coerce_to_string(state, v, ctx, copy_to_store=False)))
         elif "outPath" in d:
-            _to_json(state, d["outPath"], ctx, out, _attr_span(v, "outPath", span))
+            _to_json(state, d["outPath"], ctx, out, _attr_span(v, "outPath", span), strict)
         else:
             out.append("{")
             for i, name in enumerate(sorted(d, key=_name_key)):
@@ -110,12 +115,13 @@ def _to_json(state, v, ctx: set, out: list, span) -> None:
                     out.append(",")
                 out.append(escape_json_string(name))
                 out.append(":")
-                _to_json(state, d[name], ctx, out, _attr_span(v, name, span))
+                _to_json(state, d[name], ctx, out, _attr_span(v, name, span), strict)
             out.append("}")
     elif t is Lambda or t is PrimOp or t is PrimOpApp:
-        if t is Lambda:
-            span = v.node.span
-        raise EvalError(f"cannot convert {describe_function(v)} to JSON", span)
+        error = EvalError(f"cannot convert {describe_function(v)} to JSON",
+                          v.node.span if t is Lambda else span)
+        error.add_trace("message for the trace", span)  # sic: Nix 2.8's wording
+        raise error
     else:
         raise TypeError(f"not a Nix value: {v!r}")
 
@@ -154,7 +160,16 @@ def to_json_builtin(state, e):
 # -- fromJSON -----------------------------------------------------------------------------------
 
 class JSONError(EvalError):
-    """A JSON text that does not parse, with nlohmann::json's message."""
+    """A JSON text that does not parse, with nlohmann::json's message. As in Nix, it has no
+    position of its own; the call site appears only as a trace frame."""
+
+    @property
+    def span(self):
+        return None
+
+    @span.setter
+    def span(self, _value) -> None:
+        pass  # call sites that fill in a missing position leave this error without one
 
 
 _EOF = -1
@@ -560,4 +575,8 @@ def from_json_builtin(e):
     if type(s) is CStr:
         raise EvalError(f"the string '{s}' is not allowed to refer to a store path "
                         f"(such as '{sorted(s.ctx)[0]}')")
-    return from_json(s)
+    try:
+        return from_json(s)
+    except JSONError as e:
+        e.add_trace("while decoding a JSON string")
+        raise

@@ -458,3 +458,27 @@ def test_from_json_nests_deeply_without_recursion():
     for _ in range(depth - 1):
         value = value[0]
     assert value == []
+
+
+def test_to_json_and_to_xml_collect_string_context():
+    from dtx.runtime.values import CStr
+    s = CStr("/nix/store/x-a", {"/nix/store/x-a"})
+    value = Attrs({"a": [s], "b": Attrs({"outPath": CStr("/o", {"!out!/nix/store/y.drv"})})})
+    ctx: set = set()
+    assert to_json(None, value, ctx) == '{"a":["/nix/store/x-a"],"b":"/o"}'
+    assert ctx == {"/nix/store/x-a", "!out!/nix/store/y.drv"}
+    ctx = set()
+    to_xml(None, value, ctx, location=False)
+    assert ctx == {"/nix/store/x-a", "!out!/nix/store/y.drv"}
+
+
+def test_lazy_printers_leave_thunks_alone():
+    # `--json` / `--xml` without `--strict`: Nix fails on, or prints `<unevaluated />` for, a
+    # value nobody has forced yet.
+    state = Evaluator()
+    value = state.eval_string("{ a = 1 + 1; }", BASE_DIR)
+    assert to_xml(state, value, set(), location=False, strict=False) == (
+        "<?xml version='1.0' encoding='utf-8'?>\n<expr>\n  <attrs>\n    <attr name=\"a\">\n"
+        "      <unevaluated />\n    </attr>\n  </attrs>\n</expr>\n")
+    with pytest.raises(EvalError, match="^cannot convert a thunk to JSON$"):
+        to_json(state, value, set(), strict=False)
