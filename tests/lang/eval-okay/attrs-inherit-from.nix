@@ -1,0 +1,1 @@
+let s = { a = 1; b = { c = 2; }; }; in { inherit (s) a b; inherit (s.b) c; }

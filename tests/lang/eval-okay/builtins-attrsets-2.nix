@@ -1,0 +1,1 @@
+[ (builtins.mapAttrs (n: v: n + toString v) { a = 1; b = 2; }) (builtins.catAttrs "a" [ { a = 1; } { b = 2; } { a = 3; } ]) (builtins.functionArgs ({ a, b ? 1 }: a)) (builtins.functionArgs (x: x)) (builtins.zipAttrsWith (n: vs: vs) [ { a = 1; } { a = 2; b = 3; } ]) ]

@@ -1,0 +1,1 @@
+[ (builtins.sort builtins.lessThan [ 3 1 2 ]) (builtins.sort (a: b: a > b) [ 3 1 2 5 4 ]) (builtins.partition (x: x > 2) [ 1 2 3 4 ]) (builtins.groupBy (x: if x > 2 then "big" else "small") [ 1 2 3 4 ]) (builtins.all (x: x > 0) [ 1 2 ]) (builtins.any (x: x > 1) [ 1 2 ]) (builtins.foldl' (a: b: a ++ [ b ]) [ ] [ 1 2 3 ]) (builtins.foldl' (a: b: a - b) 100 [ 1 2 3 ]) ]

@@ -1,0 +1,1 @@
+[ (builtins.length [ 1 2 3 ]) (builtins.head [ 1 2 ]) (builtins.tail [ 1 2 3 ]) (builtins.elemAt [ 1 2 3 ] 2) (builtins.elem 2 [ 1 2 ]) (builtins.elem 5 [ 1 2 ]) (map (x: x * 2) [ 1 2 3 ]) (builtins.filter (x: x > 1) [ 1 2 3 ]) (builtins.genList (i: i * i) 5) (builtins.concatLists [ [ 1 ] [ ] [ 2 3 ] ]) (builtins.concatMap (x: [ x x ]) [ 1 2 ]) ]

@@ -1,0 +1,1 @@
+[ (builtins.match "a(b+)c" "abbbc") (builtins.match "a(b+)c" "xabbbc") (builtins.match "(.*)\\.nix" "foo.nix") (builtins.match "([a-z]+)-([0-9.]+)" "hello-1.2") (builtins.match "(a)|(b)" "b") (builtins.match ".*" "") ]

@@ -1,0 +1,1 @@
+[ (builtins.split "," "a,b,,c") (builtins.splitVersion "1.2.3pre4") (builtins.stringLength "") (builtins.hashString "sha256" "abc") (builtins.baseNameOf "/a/b/c.txt") (builtins.dirOf "/a/b/c.txt") (builtins.dirOf "a") ]

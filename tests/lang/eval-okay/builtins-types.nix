@@ -1,0 +1,1 @@
+[ (builtins.typeOf 1) (builtins.typeOf 1.0) (builtins.typeOf "") (builtins.typeOf null) (builtins.typeOf [ ]) (builtins.typeOf { }) (builtins.typeOf (x: x)) (builtins.typeOf builtins.add) (builtins.typeOf true) (builtins.isString "a") (builtins.isList [ ]) (builtins.isAttrs { }) (builtins.isFunction map) (builtins.isFloat 1) (builtins.isBool null) (builtins.isNull null) ]

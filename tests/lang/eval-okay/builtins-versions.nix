@@ -1,0 +1,1 @@
+[ (builtins.compareVersions "1.2" "1.10") (builtins.compareVersions "1.0" "1.0") (builtins.compareVersions "2.0pre1" "2.0") (builtins.compareVersions "1.2a" "1.2") (builtins.parseDrvName "hello-2.10") (builtins.parseDrvName "nix-unstable-2022-01-01") (builtins.splitVersion "2.3.4-rc1") ]

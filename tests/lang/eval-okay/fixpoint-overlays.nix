@@ -1,0 +1,1 @@
+let fix = f: let x = f x; in x; extends = o: f: self: let super = f self; in super // o self super; base = self: { a = 1; b = self.a + 1; }; o1 = self: super: { a = super.a * 10; c = self.b + 1; }; o2 = self: super: { b = super.b * 2; }; in fix (extends o2 (extends o1 base))

@@ -1,0 +1,4 @@
+let v = "  spaced"; in ''
+  ${v}
+    x
+''

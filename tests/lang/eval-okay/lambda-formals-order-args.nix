@@ -1,0 +1,1 @@
+let f = { b, a }: a - b; in f { a = 10; b = 3; }

@@ -1,0 +1,2 @@
+# Imported as a directory by import-directory.nix.
+{ name = "lib/default.nix"; }

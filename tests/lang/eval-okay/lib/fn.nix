@@ -1,0 +1,2 @@
+# A file whose value is a function.
+n: n * n

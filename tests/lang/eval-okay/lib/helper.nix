@@ -1,0 +1,5 @@
+# Imported by import-neighbour.nix.
+{
+  value = "from helper";
+  double = x: x * 2;
+}

@@ -1,0 +1,3 @@
+# A callPackage-style function.
+{ stdenv, lib, zlib ? "default-zlib", extra ? "default-extra" }:
+{ name = "pkg"; deps = [ stdenv lib zlib extra ]; }

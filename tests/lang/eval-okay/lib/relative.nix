@@ -1,0 +1,2 @@
+# Paths in an imported file are relative to that file.
+{ sibling = (import ./helper.nix).value; }

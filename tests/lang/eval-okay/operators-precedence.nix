@@ -1,0 +1,1 @@
+[ (1 + 2 * 3 == 7) (true || false && false) (!true || true) (false -> false -> false) ((1 == 1) == true) (1 < 2 == true) ([1] ++ [2] ++ [3]) ({ a = 1; } // { b = 2; }).a (({ } // { b = 1; }) ? b) ({ a = 1; } ? a && true) (2 * 3 + 4 < 11) (true -> false || true) (- 2 * 3) (1 + 2 < 4 && 3 * 2 == 6) ]

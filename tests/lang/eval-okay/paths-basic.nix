@@ -1,0 +1,1 @@
+[ ./lib ./lib/helper.nix (./lib + "/helper.nix") (./. + "/lib") ]

@@ -1,0 +1,1 @@
+[ (baseNameOf ./lib/../lib/./helper.nix) (baseNameOf (./lib + "/../lib//helper.nix")) ]

@@ -1,0 +1,1 @@
+let s = rec { a = s; b = 1; }; in s.a

@@ -1,0 +1,1 @@
+let x = { a = 1; }; l = [ 1 ]; in [ x x { b = x; c = x; } l l ]

@@ -1,0 +1,1 @@
+scopedImport { magic = 42; x = "over"; } ./lib/uses-magic.nix

@@ -1,0 +1,1 @@
+[ ("é" < "z") ("ä" == "ä") (builtins.stringLength "é") ]

@@ -1,0 +1,1 @@
+with builtins; [ (isInt 1) (typeOf "a") ]

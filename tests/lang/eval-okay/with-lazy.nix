@@ -1,0 +1,1 @@
+let f = x: with x; 1; in f (throw "unused")
