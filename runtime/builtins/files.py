@@ -73,17 +73,24 @@ def read_dir(state, path):
     out = {}
     with entries:
         for entry in entries:
-            mode = entry.stat(follow_symlinks=False).st_mode
-            if stat.S_ISREG(mode):
-                kind = "regular"
-            elif stat.S_ISDIR(mode):
-                kind = "directory"
-            elif stat.S_ISLNK(mode):
-                kind = "symlink"
-            else:
-                kind = "unknown"
-            out[entry.name] = kind
+            out[entry.name] = _kind(entry.stat(follow_symlinks=False).st_mode)
     return Attrs(out)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "regular"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "unknown"
+
+
+def file_type(path: str) -> str:
+    """The type `readDir` and source filters report for a path: `"regular"`, `"directory"`,
+    `"symlink"` or `"unknown"`."""
+    return _kind(os.lstat(path).st_mode)
 
 
 @builtin("pathExists", 1, state=True)

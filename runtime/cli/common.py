@@ -11,7 +11,11 @@ import traceback
 
 from ...lang.errors import ParseError
 from ..errors import EvalError
+from ..derivation import DerivationParseError
 from ..eval import Evaluator, parse_search_path, run_deep
+from ..nar import NarError
+from ..store import StoreError
+from ..storepath import BadStorePath
 from ..values import Attrs, Lambda, Thunk, force, show_type
 
 
@@ -30,11 +34,17 @@ def add_eval_flags(p) -> None:
     p.add_argument("--debug", action="store_true", help="show Python tracebacks on internal errors")
 
 
-def make_evaluator(args) -> Evaluator:
+def make_evaluator(args, read_only: bool = False) -> Evaluator:
+    """An evaluator with the search path of `-I` and a store (read-only: paths are computed,
+    nothing is written, as `nix-instantiate --eval` does)."""
+    from ..glue import attach_store
+    from ..store import LocalStore
     entries = []
     for item in args.include:
         entries += parse_search_path(item)
-    return Evaluator(search_path=entries)
+    state = Evaluator(search_path=entries)
+    attach_store(state, LocalStore(store_dir=state.store_dir, read_only=read_only))
+    return state
 
 
 def auto_args(state: Evaluator, args) -> dict:
@@ -140,6 +150,8 @@ def report_errors(fn, args) -> int:
         print(str(e), file=sys.stderr)
     except EvalError as e:
         print(e.render(show_trace=args.show_trace), file=sys.stderr)
+    except (StoreError, NarError, DerivationParseError, BadStorePath) as e:
+        print(f"error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
         print("error: interrupted by the user", file=sys.stderr)
         return 130

@@ -34,24 +34,50 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    state = make_evaluator(args)
+    state = make_evaluator(args, read_only=args.eval or args.parse)
+    from ...lang.printer import show
 
     for source in _sources(args):
         if args.parse:
-            from ...lang.printer import show
             print(show(_parse_source(state, args, source)))
             continue
         root = _eval_source(state, args, source)
         for value in select_and_call(state, root, args):
-            if not args.eval:
-                raise_no_store()
-            print(_format(state, value, args))
+            if args.eval:
+                print(_format(state, value, args))
+                continue
+            for drv_path in derivations_of(value):
+                print(drv_path)
     return 0
 
 
-def raise_no_store():
+def derivations_of(value) -> list[str]:
+    """The `.drv` paths a value denotes, as nix-instantiate finds them: a derivation; the
+    derivations among a set's attributes (recursing where `recurseForDerivations` is true) or a
+    list's elements."""
     from ..errors import EvalError
-    raise EvalError("instantiating derivations needs the store; use --eval to evaluate")
+    from ..values import Attrs, force
+
+    out: list[str] = []
+
+    def visit(v, top: bool) -> None:
+        v = force(v)
+        if type(v) is Attrs:
+            if v.is_derivation():
+                drv = force(v.d.get("drvPath"))
+                if not isinstance(drv, str):
+                    raise EvalError("derivation has no 'drvPath' string attribute")
+                out.append(str(drv))
+                return
+            recurse = "recurseForDerivations" in v.d and force(v.d["recurseForDerivations"])
+            if top or recurse is True:
+                for name in sorted(v.d):
+                    visit(v.d[name], False)
+        elif type(v) is list and top:
+            for item in v:
+                visit(item, False)
+    visit(value, True)
+    return out
 
 
 def _format(state, value, args) -> str:
