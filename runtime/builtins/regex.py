@@ -22,18 +22,21 @@ What the translation follows (each point checked against Nix 2.8):
 - a pattern that would need more than libstdc++'s 100 000 automaton states fails with "memory
   limit exceeded" (the count is estimated with libstdc++'s construction).
 
-Leftmost-longest versus leftmost-first: POSIX (and libstdc++ in the extended grammar) picks, among
-the matches at the leftmost position, the *longest*; Python's backtracking engine picks the first
-one its search order finds (`(a|ab)` on `"ab"` matches `"a"`). The submatches are those of the
-first path (in backtracking order) that reaches the chosen length, in both engines. Hence:
+Leftmost-longest versus leftmost-first: libstdc++ searches depth-first like Python, with two
+twists in the POSIX grammars. A repetition (`*`, `+`, `?`, `{m,n}`) is greedy and, as soon as one
+way of repeating more reaches a match, never tries repeating less (`a*(ab)?` on `"aab"` matches
+`"aa"`, as in Python). But an alternation tries *every* branch and keeps the longest match found
+(`a|ab` on `"ab"` matches `"ab"`, where Python matches `"a"`); on equal lengths the first wins.
+Hence:
 
-- `match` needs the whole string to match, so `fullmatch` gives the same answer;
-- `split` searches: when the pattern can match several lengths at one position in a way greedy
-  backtracking may not maximise (top-level alternation, a variable-width piece followed by more
-  pattern), the first match found is extended by trying `fullmatch` at every longer end
-  (bounded by the pattern's maximum width). This is exact, but quadratic on long strings for
-  such patterns; patterns like `[ \\t]+` or `\\n` take the fast path. One known gap remains: for
-  such patterns, a `$` in the middle of the pattern can match at a tried end that is not the end
+- `match` needs the whole string to match, so all solutions have the same length and the first
+  one found wins in both engines: `fullmatch` gives the same answer;
+- `split` searches: for a pattern with an alternation whose branches can match different
+  lengths, the first match Python finds is extended to the longest `fullmatch` at the same start
+  (bounded by the pattern's maximum width). This agrees with libstdc++ for alternations that are
+  not themselves inside a repetition followed by more pattern; it is quadratic on long strings
+  for such patterns, while other patterns (`[ \\t]+`, `\\n`, `(a)(b)?`) take Python's match as
+  it is. A `$` in the middle of such a pattern can also match at a tried end that is not the end
   of the string.
 """
 
@@ -150,9 +153,7 @@ class _Parser:
         lo = sum(p.lo for p in pieces)
         hi = sum(p.hi for p in pieces)
         states = sum(p.states for p in pieces) + 1  # libstdc++ ends each branch with a dummy
-        # Backtracking finds the longest match when every piece but the last has a fixed
-        # width: only the last one can vary, and greedy repetition maximises it.
-        ambiguous = any(p.lo != p.hi for p in pieces[:-1]) or any(p.ambiguous for p in pieces)
+        ambiguous = any(p.ambiguous for p in pieces)
         return _Node(src, lo, hi, states, ambiguous, atomic=len(pieces) == 1 and pieces[0].atomic)
 
     def piece(self) -> _Node:
@@ -225,8 +226,7 @@ class _Parser:
         if states > _STATE_LIMIT:
             raise RegexError(space=True)
         hi = _INF if n is None or node.hi == _INF else node.hi * n
-        # Repeating a fixed-width sub-pattern greedily gives the most repetitions possible.
-        ambiguous = node.ambiguous or node.lo != node.hi
+        ambiguous = node.ambiguous
         # Wrap again so that a further quantifier applies to the whole (`a**`, `a+?`).
         return _Node(b"(?:" + inner + q + b")", node.lo * m, hi, states, ambiguous)
 
