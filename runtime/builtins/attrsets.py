@@ -13,6 +13,8 @@ from ..values import Attrs, Thunk, force, type_error, want_attrs, want_list
 from . import builtin
 from .lists import want_plain_string
 
+_MISSING = object()  # a default for dict lookups that `null` values cannot be mistaken for
+
 
 @builtin("attrNames", 1)
 def attr_names(s):
@@ -49,9 +51,6 @@ def get_attr(name, s):
     if v is _MISSING:
         raise EvalError(f"attribute '{name}' missing for call to 'getAttr'")
     return force(v)
-
-
-_MISSING = object()
 
 
 @builtin("hasAttr", 2)

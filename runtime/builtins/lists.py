@@ -19,8 +19,10 @@ from ..apply import call, force_function
 from ..errors import EvalError
 from ..operators import equal, less_than
 from ..values import (Attrs, CStr, Lambda, PrimOp, Thunk, force, show_type, type_error,
-                      want_attrs, want_bool, want_int, want_list, want_string)
+                      want_attrs, want_int, want_list, want_string)
 from . import builtin
+
+_MISSING = object()  # a default for dict lookups that `null` values cannot be mistaken for
 
 
 def want_plain_string(v) -> str:
@@ -318,7 +320,6 @@ def group_by(f, xs):
 
 # -- sort: libstdc++'s std::stable_sort -------------------------------------------------------
 
-_MISSING = object()
 _CHUNK = 7  # libstdc++'s _S_chunk_size
 
 
