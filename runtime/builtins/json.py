@@ -21,7 +21,7 @@ import math
 from ..errors import EvalError
 from ..operators import coerce_to_string, wrap_int
 from ..printer import format_float
-from ..values import (Attrs, CStr, Lambda, NixPath, PrimOp, PrimOpApp, Thunk, force,
+from ..values import (Attrs, CStr, Lambda, NixPath, PrimOp, PrimOpApp, Thunk,
                       make_string, want_string)
 from . import builtin
 
@@ -30,7 +30,7 @@ from . import builtin
 
 def format_json_float(f: float) -> str:
     """Format a float as Nix 2.8's JSON writer does (a C++ stream's default `%g`)."""
-    if f != f:
+    if math.isnan(f):
         return "-nan" if math.copysign(1.0, f) < 0 else "nan"
     return format_float(f)
 
@@ -574,9 +574,9 @@ def from_json_builtin(e):
     s = want_string(e)
     if type(s) is CStr:
         raise EvalError(f"the string '{s}' is not allowed to refer to a store path "
-                        f"(such as '{sorted(s.ctx)[0]}')")
+                        f"(such as '{min(s.ctx)}')")
     try:
         return from_json(s)
-    except JSONError as e:
-        e.add_trace("while decoding a JSON string")
+    except JSONError as error:
+        error.add_trace("while decoding a JSON string")
         raise

@@ -383,11 +383,11 @@ _SEP = "@@dtx-separator@@"
 def _nix(args: list[str], exprs: list[str]) -> tuple[str, str, int]:
     env = dict(os.environ, NIX_PATH="")
     p = subprocess.run([NIX, "--eval", "--strict", *args, "-E", *exprs], cwd=BASE_DIR,
-                       capture_output=True, text=True, env=env)
+                       capture_output=True, text=True, env=env, check=False)
     return p.stdout, p.stderr, p.returncode
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def nix_results(mode: str) -> tuple[str, ...]:
     """Run every expression of a mode through Nix, many per process; a failing expression ends a
     process, and the next one carries on after it."""
