@@ -40,12 +40,18 @@ OPERATORS = {
     "!": "BANG", "-": "MINUS", "+": "PLUS", "*": "STAR", "/": "SLASH", "<": "LT", ">": "GT",
 }
 
+# Whitespace and comments, skipped before each token (flex eats them as separate lexemes).
+_SKIP = r"(?:[ \t\r\n]+|\#[^\r\n]*|/\*(?:[^*]|\*+[^*/])*\*+/)*"
+_SKIP_ONE = re.compile(r"[ \t\r\n]+|\#[^\r\n]*|/\*(?:[^*]|\*+[^*/])*\*+/")
+
 # The order matters: Python takes the first alternative that matches, flex the longest match.
 # Paths come before numbers and identifiers (`1/2`, `a/b` are paths), URIs before identifiers,
 # floats before ints, `...` before `.`.
 _NORMAL = re.compile(
-    r"(?P<ws>[ \t\r\n]+)"
-    r"|(?P<comment>\#[^\r\n]*|/\*(?:[^*]|\*+[^*/])*\*+/)"
+    _SKIP +
+    r"(?:(?P<id>[a-zA-Z_][a-zA-Z0-9_'\-]*)(?![a-zA-Z0-9._+\-]*/[a-zA-Z0-9._+\-$]"
+    r"|[a-zA-Z0-9+\-.]*:[a-zA-Z0-9%/?:@&=+$,\-_.!~*'])"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\||->|//|\$\{|[{}()\[\];:,@=?!*>])"
     rf"|(?P<pathseg>{_PC}*/)(?=\$\{{)"
     r"|(?P<hpathseg>~/)(?=\$\{)"
     rf"|(?P<path>{_PC}*(?:/{_PC}+)+/?)"
@@ -54,11 +60,12 @@ _NORMAL = re.compile(
     r"|(?P<uri>[a-zA-Z][a-zA-Z0-9+\-.]*:[a-zA-Z0-9%/?:@&=+$,\-_.!~*']+)"
     r"|(?P<float>(?:[1-9][0-9]*\.[0-9]*|0?\.[0-9]+)(?:[Ee][+-]?[0-9]+)?)"
     r"|(?P<int>[0-9]+)"
-    r"|(?P<id>[a-zA-Z_][a-zA-Z0-9_'\-]*)"
-    r"|(?P<op>\.\.\.|==|!=|<=|>=|&&|\|\||->|//|\+\+|\$\{|[{}()\[\];:,@.=?!\-+*/<>])"
+    r"|(?P<id2>[a-zA-Z_][a-zA-Z0-9_'\-]*)"
+    r"|(?P<op2>\.\.\.|\+\+|[.\-+/<])"
     r"|(?P<indopen>''(?:\ *\n)?)"
     r"|(?P<quote>\")"
     r"|(?P<other>[\s\S])"
+    r"|(?P<eof>\Z))"
 )
 
 _STR = re.compile(r'(?:[^$"\\]|\$[^{"\\]|\\[\s\S]|\$\\[\s\S])*(?:\$(?="))?')
@@ -107,7 +114,8 @@ def _float_error(text: str, value: float) -> bool:
     return False
 
 
-def _tok(type_: str, value: str, start: int, end: int) -> Token:
+def lark_token(type_: str, value: str, start: int, end: int) -> Token:
+    """Make a lark `Token` (positions as offsets only)."""
     t = str.__new__(Token, value)
     t.type = type_
     t.value = value
@@ -117,8 +125,40 @@ def _tok(type_: str, value: str, start: int, end: int) -> Token:
     return t
 
 
-def tokenize(source: Source, eof: list[int] | None = None):
-    """Yield the tokens of `source` (the parser adds `$END` itself).
+class Tok:
+    """A light token with the attributes of `lark.Token` the parser uses; the fast driver in
+    lang.parser consumes these."""
+
+    __slots__ = ("type", "value", "start_pos", "end_pos")
+
+    def __init__(self, type_: str, value: str, start: int, end: int):
+        self.type = type_
+        self.value = value
+        self.start_pos = start
+        self.end_pos = end
+
+    def __repr__(self) -> str:
+        return f"Tok({self.type}, {self.value!r}, {self.start_pos})"
+
+
+def eof_position(text: str, last_start: int, last_end: int) -> int:
+    """Return where Nix reports end of file: the start of the last lexeme, i.e. of the last
+    token or of the whitespace run or comment after it."""
+    pos, last = last_end, last_start
+    while pos < len(text):
+        m = _SKIP_ONE.match(text, pos)
+        if m is None:
+            break
+        last, pos = pos, m.end()
+    return last
+
+
+_SIMPLE = {"spath": "SPATH", "uri": "URI"}
+
+
+def tokenize(source: Source, eof: list[int] | None = None, make=lark_token):
+    """Yield the tokens of `source` built with `make(type, value, start, end)`; the parser adds
+    the end-of-file token itself.
 
     When the text is exhausted, `eof[0]` is set to where Nix reports end of file: the start of
     the last lexeme, whitespace and comments included."""
@@ -127,31 +167,29 @@ def tokenize(source: Source, eof: list[int] | None = None):
     pos = 0
     stack = [_CODE]  # the bottom entry is flex's INITIAL: `}` never pops it
     normal_match = _NORMAL.match
+    str_match = _STR.match
+    ind_match = _IND.match
     keywords = KEYWORDS
     operators = OPERATORS
-    tok = _tok
+    tok = make
     state = _CODE
-    last = 0  # start of the last lexeme, where Nix reports end of file
+    last_start = last_end = 0  # the last token
 
     def err(msg: str, at: int, end: int | None = None):
         return ParseError(msg, Span(source, at, at if end is None else end))
 
     while True:
         if state == _CODE:
-            if pos >= n:
-                break
             m = normal_match(text, pos)
             kind = m.lastgroup
             end = m.end()
-            last = pos
-            if kind == "ws" or kind == "comment":
-                pos = end
-                continue
-            if kind == "id":
-                value = m.group()
-                yield tok(keywords.get(value, "ID"), value, pos, end)
-            elif kind == "op":
-                value = m.group()
+            start = m.start(kind)
+            if kind == "id" or kind == "id2":
+                value = m.group(kind)
+                yield tok(keywords.get(value, "ID"), value, start, end)
+            elif kind == "op" or kind == "op2":
+                start = m.start(kind)
+                value = m.group(kind)
                 t = operators[value]
                 if t == "LBRACE" or t == "DOLLAR_CURLY":
                     stack.append(_CODE)
@@ -159,72 +197,74 @@ def tokenize(source: Source, eof: list[int] | None = None):
                     if len(stack) > 1:
                         stack.pop()
                         state = stack[-1]
-                yield tok(t, value, pos, end)
+                yield tok(t, value, start, end)
+            elif kind == "eof":
+                break
             elif kind == "int":
-                value = m.group()
+                start = m.start(kind)
+                value = m.group(kind)
                 if int(value) > INT_MAX:
-                    raise err(f"invalid integer '{value}'", pos, end)
-                yield tok("INT", value, pos, end)
-            elif kind == "path" or kind == "hpath":
-                value = m.group()
-                stack.append(_INPATH_SLASH if value[-1] == "/" else _INPATH_S)
-                state = stack[-1]
-                yield tok("PATH" if kind == "path" else "HPATH", value, pos, end)
+                    raise err(f"invalid integer '{value}'", start, end)
+                yield tok("INT", value, start, end)
             elif kind == "quote":
                 stack.append(_STRING)
                 state = _STRING
-                yield tok("QUOTE", '"', pos, end)
+                yield tok("QUOTE", '"', end - 1, end)
+            elif kind == "path" or kind == "hpath":
+                start = m.start(kind)
+                value = m.group(kind)
+                stack.append(_INPATH_SLASH if value[-1] == "/" else _INPATH_S)
+                state = stack[-1]
+                yield tok("PATH" if kind == "path" else "HPATH", value, start, end)
             elif kind == "float":
-                value = m.group()
+                start = m.start(kind)
+                value = m.group(kind)
                 if _float_error(value, float(value)):
-                    raise err(f"invalid float '{value}'", pos, end)
-                yield tok("FLOAT", value, pos, end)
+                    raise err(f"invalid float '{value}'", start, end)
+                yield tok("FLOAT", value, start, end)
             elif kind == "indopen":
                 stack.append(_IND_STRING)
                 state = _IND_STRING
-                yield tok("IND_STRING_OPEN", m.group(), pos, end)
+                yield tok("IND_STRING_OPEN", m.group(kind), m.start(kind), end)
             elif kind == "pathseg" or kind == "hpathseg":
-                value = m.group()
+                value = m.group(kind)
                 stack.append(_INPATH_SLASH)
                 state = _INPATH_SLASH
-                yield tok("PATH" if kind == "pathseg" else "HPATH", value, pos, end)
-            elif kind == "spath":
-                yield tok("SPATH", m.group(), pos, end)
-            elif kind == "uri":
-                yield tok("URI", m.group(), pos, end)
+                yield tok("PATH" if kind == "pathseg" else "HPATH", value, m.start(kind), end)
+            elif kind in _SIMPLE:
+                yield tok(_SIMPLE[kind], m.group(kind), m.start(kind), end)
             else:
-                yield tok("CHAR", m.group(), pos, end)
-            pos = end
+                yield tok("CHAR", m.group(kind), m.start(kind), end)
+            pos = last_end = end
+            last_start = start
 
         elif state == _STRING:
             if pos >= n:
                 break
-            last = pos
-            m = _STR.match(text, pos)
+            m = str_match(text, pos)
             end = m.end()
             if end > pos:
                 yield tok("STR", _unescape(m.group()), pos, end)
-                pos = end
-                continue
-            if text.startswith("${", pos):
+            elif text.startswith("${", pos):
                 stack.append(_CODE)
                 state = _CODE
-                yield tok("DOLLAR_CURLY", "${", pos, pos + 2)
-                pos += 2
+                end = pos + 2
+                yield tok("DOLLAR_CURLY", "${", pos, end)
             elif text[pos] == '"':
                 stack.pop()
                 state = stack[-1]
-                yield tok("QUOTE", '"', pos, pos + 1)
-                pos += 1
+                end = pos + 1
+                yield tok("QUOTE", '"', pos, end)
             else:  # a lone `$`, `\` or `$\` at end of file
+                end = n
                 yield tok("STR", text[pos:], pos, n)
-                pos = n
+            last_start = pos
+            pos = last_end = end
 
         elif state == _IND_STRING:
             if pos >= n:
                 break
-            last = pos
-            m = _IND.match(text, pos)
+            m = ind_match(text, pos)
             kind = m.lastgroup
             end = m.end()
             if kind == "text":
@@ -245,36 +285,36 @@ def tokenize(source: Source, eof: list[int] | None = None):
                 yield tok("IND_ESC", _unescape(m.group()[2:]), pos, end)
             else:
                 yield tok("IND_ESC", "'", pos, end)
-            pos = end
+            last_start = pos
+            pos = last_end = end
 
         else:  # inside a path literal
             if text.startswith("${", pos):
-                last = pos
                 stack[-1] = _INPATH_S
                 stack.append(_CODE)
                 state = _CODE
                 yield tok("DOLLAR_CURLY", "${", pos, pos + 2)
-                pos += 2
+                last_start = pos
+                pos = last_end = pos + 2
                 continue
             m = _INPATH.match(text, pos)
             end = m.end()
             if end > pos:
-                last = pos
                 value = m.group()
                 stack[-1] = state = _INPATH_SLASH if value[-1] == "/" else _INPATH_S
                 yield tok("STR", value, pos, end)
-                pos = end
+                last_start = pos
+                pos = last_end = end
                 continue
             if state == _INPATH_SLASH:
-                if pos < n:
-                    last = pos
-                raise err("path has a trailing slash", last, last + 1)
+                at = pos if pos < n else eof_position(text, last_start, last_end)
+                raise err("path has a trailing slash", at, at + 1)
             stack.pop()
             state = stack[-1]
             yield tok("PATH_END", "", pos, pos)
 
     if eof is not None:
-        eof[0] = last
+        eof[0] = eof_position(text, last_start, last_end)
 
 
 class NixLexer(Lexer):

@@ -24,7 +24,7 @@ from lark.parsers.lalr_analysis import Reduce
 
 from . import ast
 from .errors import ParseError
-from .lexer import NixLexer
+from .lexer import NixLexer, Tok, tokenize
 from .source import Source, Span
 
 __all__ = ["parse", "parse_file", "parse_source"]
@@ -140,7 +140,7 @@ class _Builder(Transformer):
 
     def lam_id(self, c):
         body = c[2]
-        return ast.Lambda(self._span(c[0].start_pos, body.span.end), str(c[0]), None, False, body)
+        return ast.Lambda(self._span(c[0].start_pos, body.span.end), c[0].value, None, False, body)
 
     def _lambda(self, start, param, formals, body, at_span=None):
         items, ellipsis = formals
@@ -162,16 +162,16 @@ class _Builder(Transformer):
         return self._lambda(c[0].start_pos, None, ([], False), c[3])
 
     def lam_set_at(self, c):
-        return self._lambda(c[0].start_pos, str(c[4]), c[1], c[6])
+        return self._lambda(c[0].start_pos, c[4].value, c[1], c[6])
 
     def lam_empty_at(self, c):
-        return self._lambda(c[0].start_pos, str(c[3]), ([], False), c[5])
+        return self._lambda(c[0].start_pos, c[3].value, ([], False), c[5])
 
     def lam_at_set(self, c):
-        return self._lambda(c[0].start_pos, str(c[0]), c[3], c[6])
+        return self._lambda(c[0].start_pos, c[0].value, c[3], c[6])
 
     def lam_at_empty(self, c):
-        return self._lambda(c[0].start_pos, str(c[0]), ([], False), c[5])
+        return self._lambda(c[0].start_pos, c[0].value, ([], False), c[5])
 
     def formals_one(self, c):
         return [c[0]], False
@@ -186,7 +186,7 @@ class _Builder(Transformer):
 
     def formal(self, c):
         tok = c[0]
-        return ast.Formal(str(tok), c[2] if len(c) == 3 else None,
+        return ast.Formal(tok.value, c[2] if len(c) == 3 else None,
                           self._span(tok.start_pos, tok.end_pos))
 
     def assert_(self, c):
@@ -209,8 +209,8 @@ class _Builder(Transformer):
 
     def op(self, c):
         items = c[0]
-        if len(items) == 1:
-            return items[0]
+        if type(items) is not list:
+            return items
         return self._resolve_ops(items)
 
     def ops_first(self, c):
@@ -218,8 +218,13 @@ class _Builder(Transformer):
 
     def ops_bin(self, c):
         items = c[0]
+        if type(items) is not list:
+            items = [items]
         items.append(c[1])
-        items.extend(c[2])
+        if type(c[2]) is list:
+            items.extend(c[2])
+        else:
+            items.append(c[2])
         return items
 
     def unit_first(self, c):
@@ -227,15 +232,19 @@ class _Builder(Transformer):
 
     def unit_has(self, c):
         items = c[0]
+        if type(items) is not list:
+            items = [items]
         path, _, end = c[2]
         items.append(_Has(path, end))
         return items
 
     def prefixed_app(self, c):
-        return [c[0]]
+        return c[0]
 
     def prefixed_op(self, c):
         items = c[1]
+        if type(items) is not list:
+            return [c[0], items]
         items.insert(0, c[0])
         return items
 
@@ -249,7 +258,7 @@ class _Builder(Transformer):
             nonlocal pos
             it = items[pos]
             pos += 1
-            if isinstance(it, Token):  # a prefix operator
+            if not isinstance(it, ast.Node):  # a prefix operator
                 if it.type == "BANG":
                     e = operand(_NOT_PREC + 1)
                     left = ast.Not(span(it.start_pos, e.span.end), e)
@@ -271,7 +280,7 @@ class _Builder(Transformer):
                     break
                 pos += 1
                 right = operand(prec if assoc == "r" else prec + 1)
-                left = ast.BinOp(span(left.span.start, right.span.end), str(it), left, right)
+                left = ast.BinOp(span(left.span.start, right.span.end), it.value, left, right)
                 if assoc == "n" and pos < n:
                     nxt = items[pos]
                     if not isinstance(nxt, _Has) and _BINARY[nxt.type][0] == prec:
@@ -324,7 +333,7 @@ class _Builder(Transformer):
 
     def attr_id(self, c):
         tok = c[0]
-        return str(tok), self._span(tok.start_pos, tok.end_pos)
+        return tok.value, self._span(tok.start_pos, tok.end_pos)
 
     def attr_string(self, c):
         span = self._span(c[0].start_pos, c[2].end_pos)
@@ -346,15 +355,15 @@ class _Builder(Transformer):
 
     def var(self, c):
         tok = c[0]
-        return ast.Var(self._span(tok.start_pos, tok.end_pos), str(tok))
+        return ast.Var(self._span(tok.start_pos, tok.end_pos), tok.value)
 
     def int_(self, c):
         tok = c[0]
-        return ast.Int(self._span(tok.start_pos, tok.end_pos), int(tok))
+        return ast.Int(self._span(tok.start_pos, tok.end_pos), int(tok.value))
 
     def float_(self, c):
         tok = c[0]
-        return ast.Float(self._span(tok.start_pos, tok.end_pos), float(tok))
+        return ast.Float(self._span(tok.start_pos, tok.end_pos), float(tok.value))
 
     def string(self, c):
         return ast.String(self._span(c[0].start_pos, c[2].end_pos), c[1])
@@ -395,7 +404,7 @@ class _Builder(Transformer):
     def path_start(self, c):
         tok = c[0]
         text = tok.value
-        if tok.type == "HPATH":
+        if tok.type == "HPATH":  # noqa: the rule has no alias
             home = self.home if self.home is not None else os.environ.get("HOME", "")
             value = home + text[1:]
         else:
@@ -576,7 +585,7 @@ def _strip_indentation(parts: list) -> list:
     min_indent = 1000000
     cur = 0
     for p in parts:
-        if type(p) is not Token or p.type != "IND_STR":
+        if isinstance(p, ast.Node) or p.type != "IND_STR":
             if at_start:
                 at_start = False
                 if cur < min_indent:
@@ -601,7 +610,7 @@ def _strip_indentation(parts: list) -> list:
     dropped = 0
     last = len(parts) - 1
     for i, p in enumerate(parts):
-        if type(p) is not Token:
+        if isinstance(p, ast.Node):
             at_start = False
             dropped = 0
             out.append(p)
@@ -649,11 +658,6 @@ _lock = threading.RLock()
 
 
 @lru_cache(maxsize=None)
-def _rule_index(parser: Lark) -> dict:
-    return {rule: i for i, rule in enumerate(parser.rules)}
-
-
-@lru_cache(maxsize=None)
 def _lark() -> tuple[Lark, _Builder]:
     builder = _Builder()
     grammar = (_FsPath(__file__).with_name("nix.lark")).read_text()
@@ -662,61 +666,167 @@ def _lark() -> tuple[Lark, _Builder]:
     return parser, builder
 
 
-def _expected_after_default_reductions(state, rule_index) -> set[str]:
-    """Return the tokens Nix's bison parser would list as expected.
+# Rules whose callback would return its only child: the driver skips the call.
+_IDENTITY = {"start", "select_simple", "app_first", "prefixed_app", "unit_first", "ops_first",
+             "binds_some", "path_start_id"}
 
-    Bison performs a state's default reduction (its most frequent one) before noticing an
-    error. Do those reductions for real, callbacks included, since they can raise errors of
-    their own (a duplicate attribute completed just before the bad token), then list what the
-    final state accepts."""
-    states = state.parse_conf.parse_table.states
-    callbacks = state.parse_conf.callbacks
-    stack = state.state_stack
-    values = state.value_stack
-    for _ in range(500):
-        actions = states[stack[-1]]
-        reduces = Counter(arg for action, arg in actions.values() if action is Reduce)
-        if not reduces:
-            break
-        rule = min(reduces, key=lambda r: (-reduces[r], rule_index.get(r, 0)))
-        size = len(rule.expansion)
-        goto = states[stack[-1 - size] if size else stack[-1]].get(rule.origin.name)
-        if goto is None:
-            break
-        if size:
-            args = values[-size:]
-            del stack[-size:]
-            del values[-size:]
-        else:
-            args = []
-        values.append(callbacks[rule](args))
-        if goto[1] == state.parse_conf.end_state:
-            return {"$END"}
-        stack.append(goto[1])
-    return {k for k in states[stack[-1]] if k.isupper()}
+
+class _Driver:
+    """A table-driven LALR loop over lark's parse table and callbacks.
+
+    lark computes the LALR(1) tables and wraps the `_Builder` callbacks; this loop runs them with
+    less per-step overhead than lark's generic one (integers for shifts, prepared tuples for
+    reductions, no call for identity rules), and emulates bison's default reductions when it
+    meets an error so that messages match Nix's."""
+
+    def __init__(self, lark_parser: Lark):
+        inner = lark_parser.parser.parser.parser
+        table = inner.parse_table
+        callbacks = inner.callbacks
+        rule_index = {rule: i for i, rule in enumerate(lark_parser.rules)}
+        self.start = table.start_states["start"]
+        self.end = table.end_states["start"]
+        self.actions: list[dict] = []
+        self.chains: dict[tuple, int] = {}
+        self.defaults: list[tuple | None] = []
+        for s in range(len(table.states)):
+            acts = {}
+            counts: Counter = Counter()
+            for key, (action, arg) in table.states[s].items():
+                key = "%s" % key  # lark's names can be Tokens: plain strings hash faster
+                if action is Reduce:
+                    name = "%s" % (arg.alias or arg.origin.name)
+                    cb = None if name in _IDENTITY and len(arg.expansion) == 1 else callbacks[arg]
+                    acts[key] = (len(arg.expansion), cb, "%s" % arg.origin.name)
+                    counts[arg] += 1
+                else:
+                    acts[key] = arg
+            self.actions.append(acts)
+            if counts:
+                rule = min(counts, key=lambda r: (-counts[r], rule_index.get(r, 0)))
+                self.defaults.append(acts["%s" % next(k for k, (a, r) in table.states[s].items()
+                                                      if a is Reduce and r == rule)])
+            else:
+                self.defaults.append(None)
+
+    def run(self, tokens, source: Source):
+        actions = self.actions
+        chains = self.chains
+        stack = [self.start]
+        values: list = []
+        push = stack.append
+        vpush = values.append
+        last = None
+        for tok in tokens:
+            ttype = tok.type
+            while True:
+                act = actions[stack[-1]].get(ttype)
+                if type(act) is int:
+                    push(act)
+                    vpush(tok)
+                    break
+                if act is None:
+                    self.error(stack, values, tok, source, last)
+                size, cb, origin = act
+                if size == 1:
+                    if cb is not None:
+                        values[-1] = cb([values[-1]])
+                        stack[-1] = actions[stack[-2]][origin]
+                        continue
+                    # A run of identity reductions only replaces the top state and depends on
+                    # nothing but the state below, the top state and the lookahead: cache it.
+                    key = (stack[-2], stack[-1], ttype)
+                    top = chains.get(key)
+                    if top is None:
+                        below = actions[stack[-2]]
+                        top = below[origin]
+                        while True:
+                            a = actions[top].get(ttype)
+                            if type(a) is not tuple or a[0] != 1 or a[1] is not None:
+                                break
+                            top = below[a[2]]
+                        chains[key] = top
+                    stack[-1] = top
+                    continue
+                if size:
+                    args = values[-size:]
+                    del values[-size:]
+                    del stack[-size:]
+                else:
+                    args = []
+                vpush(cb(args))
+                push(actions[stack[-1]][origin])
+            last = tok
+        end = self.end
+        while True:
+            act = actions[stack[-1]].get("$END")
+            if act is None or type(act) is int:
+                self.error(stack, values, None, source, last)
+            size, cb, origin = act
+            if size:
+                args = values[-size:]
+                del values[-size:]
+                del stack[-size:]
+            else:
+                args = []
+            value = args[0] if cb is None else cb(args)
+            target = actions[stack[-1]][origin]
+            if target == end:
+                return value
+            push(target)
+            vpush(value)
+
+    def error(self, stack, values, tok, source: Source, last):
+        """Raise the syntax error Nix reports for `tok` (None: end of file).
+
+        Bison performs a state's default reduction (its most frequent one) before noticing an
+        error. Do those reductions for real, callbacks included, since they can raise errors
+        of their own (a duplicate attribute completed just before the bad token), then list
+        what the final state accepts."""
+        actions = self.actions
+        expected = None
+        for _ in range(1000):
+            act = self.defaults[stack[-1]]
+            if act is None:
+                break
+            size, cb, origin = act
+            if size:
+                args = values[-size:]
+                del values[-size:]
+                del stack[-size:]
+            else:
+                args = []
+            value = args[0] if cb is None else cb(args)
+            target = actions[stack[-1]][origin]
+            if target == self.end:
+                expected = {"$END"}
+                break
+            stack.append(target)
+            values.append(value)
+        if expected is None:
+            expected = {k for k in actions[stack[-1]] if k.isupper()}
+        if tok is None:
+            from .lexer import eof_position
+            at = eof_position(source.text, last.start_pos, last.end_pos) if last else 0
+            tok = Tok("$END", "", at, at)
+        raise _syntax_error(tok, Span(source, tok.start_pos, tok.end_pos), expected)
+
+
+@lru_cache(maxsize=None)
+def _driver() -> _Driver:
+    return _Driver(_lark()[0])
 
 
 def parse_source(source: Source) -> ast.Node:
     """Parse a `Source` into an AST; raise `ParseError` on any error."""
-    parser, builder = _lark()
+    driver = _driver()
+    builder = _lark()[1]
     with _lock:
         builder.src = source
-        NixLexer.source = source
-        NixLexer.eof[0] = 0
         try:
-            return parser.parse(source.text)
-        except UnexpectedToken as e:
-            tok = e.token
-            if tok.type == "$END":
-                at = NixLexer.eof[0]
-                span = Span(source, at, at)
-            else:
-                span = Span(source, tok.start_pos, tok.end_pos)
-            expected = _expected_after_default_reductions(e.state, _rule_index(parser))
-            raise _syntax_error(tok, span, expected) from None
+            return driver.run(tokenize(source, None, Tok), source)
         finally:
             builder.src = None
-            NixLexer.source = None
 
 
 def parse(text: str, name: str = "«string»", base_dir: str | None = None,

@@ -1,0 +1,1 @@
+with {}; { inherit or; or.x = 1; }

@@ -1,0 +1,1 @@
+with {}; let inherit a; inherit (b) c; in c

@@ -1,0 +1,1 @@
+with {}; rec { inherit a; b = 1; }

@@ -1,0 +1,1 @@
+with {}; let f = { a, b ? 2, ... }@args: a + b; in f { a = 1; }

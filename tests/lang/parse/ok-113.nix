@@ -1,0 +1,1 @@
+/* comment */ 1 # trailing
