@@ -307,32 +307,38 @@ class LocalStore:
 
     def register(self, info: PathInfo) -> None:
         """Record a path (already in place on disk) as valid, with its references."""
+        self.register_many([info])
+
+    def register_many(self, infos: list[PathInfo]) -> None:
+        """Record several paths as valid in one transaction; they may refer to each other."""
         conn = self.db
         with self._transaction(conn):
-            self._register(conn, info)
-
-    def _register(self, conn, info: PathInfo) -> None:
-        conn.execute(
-            "insert or replace into ValidPaths (path, hash, registrationTime, deriver, narSize, "
-            "ultimate, ca) values (?, ?, ?, ?, ?, ?, ?)",
-            (info.path, f"{info.nar_hash.algo}:{info.nar_hash.base16()}",
-             info.registration_time or int(time.time()), info.deriver, info.nar_size, 1,
-             info.ca))
-        (pid,) = conn.execute("select id from ValidPaths where path = ?",
-                              (info.path,)).fetchone()
-        conn.execute("delete from Refs where referrer = ?", (pid,))
-        for ref in info.references:
-            row = conn.execute("select id from ValidPaths where path = ?", (ref,)).fetchone()
-            if row is None:
-                raise StoreError(f"cannot register '{info.path}': its reference '{ref}' is not "
-                                 "valid")
-            conn.execute("insert or ignore into Refs (referrer, reference) values (?, ?)",
-                         (pid, row[0]))
-        if info.path.endswith(".drv"):
-            drv = self.read_derivation(info.path)
-            for name, out in drv.outputs.items():
-                conn.execute("insert or replace into DerivationOutputs (drv, id, path) "
-                             "values (?, ?, ?)", (pid, name, out.path))
+            ids = {}
+            for info in infos:
+                conn.execute(
+                    "insert or replace into ValidPaths (path, hash, registrationTime, deriver, "
+                    "narSize, ultimate, ca) values (?, ?, ?, ?, ?, ?, ?)",
+                    (info.path, f"{info.nar_hash.algo}:{info.nar_hash.base16()}",
+                     info.registration_time or int(time.time()), info.deriver,
+                     info.nar_size, 1, info.ca))
+                (ids[info.path],) = conn.execute("select id from ValidPaths where path = ?",
+                                                 (info.path,)).fetchone()
+            for info in infos:
+                pid = ids[info.path]
+                conn.execute("delete from Refs where referrer = ?", (pid,))
+                for ref in info.references:
+                    row = conn.execute("select id from ValidPaths where path = ?",
+                                       (ref,)).fetchone()
+                    if row is None:
+                        raise StoreError(f"cannot register '{info.path}': its reference "
+                                         f"'{ref}' is not valid")
+                    conn.execute("insert or ignore into Refs (referrer, reference) "
+                                 "values (?, ?)", (pid, row[0]))
+                if info.path.endswith(".drv"):
+                    drv = self.read_derivation(info.path)
+                    for name, out in drv.outputs.items():
+                        conn.execute("insert or replace into DerivationOutputs (drv, id, path) "
+                                     "values (?, ?, ?)", (pid, name, out.path))
 
     def _install(self, path: str, write: Callable[[str], None], references: set[str],
                  deriver: str | None = None, ca: str | None = None) -> str:
