@@ -19,7 +19,8 @@ import os
 from .builtins import builtin, constant
 from .derivation import Derivation, Output, hash_derivation_modulo
 from .errors import EvalError
-from .hashes import Hash, UnknownHashAlgorithm, hash_bytes, to_base16, to_base32
+from .hashes import (HASH_SIZES, Hash, UnknownHashAlgorithm, hash_bytes, to_base16,
+                     to_base32)
 from .operators import coerce_to_string
 from .store import StoreError
 from .storepath import BadStorePath, make_fixed_output_path, make_output_path
@@ -109,7 +110,7 @@ def derivation_strict(state, attrs):
     store = _store(state)
     d = want_attrs(attrs).d
     if "name" not in d:
-        raise EvalError("required attribute 'name' missing")
+        raise EvalError("attribute 'name' missing for call to 'derivationStrict'")
     try:
         drv_name = str(want_string(force(d["name"])))
     except EvalError as e:
@@ -220,7 +221,9 @@ def _derivation_strict(state, store, d: dict, drv_name: str) -> Attrs:
             raise EvalError(f"invalid value '{output_hash_mode}' for 'outputHashMode' "
                             "attribute")
         try:
-            h = Hash.parse(output_hash, output_hash_algo or None)
+            # As Nix's parseHashTypeOpt: an unknown algorithm counts as none given.
+            algo = output_hash_algo if output_hash_algo in HASH_SIZES else None
+            h = Hash.parse(output_hash, algo)
         except (ValueError, UnknownHashAlgorithm) as e:
             raise EvalError(str(e)) from None
         recursive = output_hash_mode == "recursive"
@@ -285,8 +288,8 @@ def to_file(state, name, contents):
     refs = set()
     for c in context_of(text):
         if c.startswith("=") or c.startswith("!"):
-            raise EvalError(f"in 'toFile': the file '{name_s}' cannot refer to derivation "
-                            "outputs")
+            raise EvalError(f"in 'toFile': the file named '{name_s}' must not contain a "
+                            f"reference to a derivation but contains ({c})")
         refs.add(c)
     try:
         path = store.add_text(name_s, str(text), refs)

@@ -21,25 +21,26 @@ class BadStorePath(ValueError):
     pass
 
 
-def check_name(name: str) -> None:
-    """Raise BadStorePath if `name` is not a valid store path name (Nix's rules)."""
+def check_name(name: str, base: str | None = None) -> None:
+    """Raise BadStorePath if `name` is not a valid store path name (Nix 2.8's rules: a leading
+    period is allowed). `base`, the whole `<hash>-<name>`, is what the messages show, as Nix's."""
+    shown = name if base is None else base
     if not name:
-        raise BadStorePath("store path name is empty")
+        raise BadStorePath(f"store path '{shown}' has an empty name")
     if len(name) > MAX_NAME_LEN:
-        raise BadStorePath(f"store path name '{name}' is longer than {MAX_NAME_LEN} characters")
-    if name.startswith("."):
-        raise BadStorePath(f"store path name '{name}' starts with a period")
+        raise BadStorePath(f"store path '{shown}' has a name longer than {MAX_NAME_LEN} "
+                           "characters")
     if not _NAME_RE.match(name):
         bad = next(c for c in name if not _NAME_RE.match(c))
-        raise BadStorePath(f"store path name '{name}' contains illegal character '{bad}'")
+        raise BadStorePath(f"store path '{shown}' contains illegal character '{bad}'")
 
 
 def make_store_path(kind: str, digest: Hash, name: str, store_dir: str) -> str:
     """`makeStorePath`: the path for an object of `kind` whose identifying hash is `digest`."""
-    check_name(name)
     description = f"{kind}:{digest.algo}:{digest.base16()}:{store_dir}:{name}"
-    h = compress_hash(hash_bytes("sha256", description.encode()), 20)
-    return f"{store_dir}/{to_base32(h)}-{name}"
+    base = f"{to_base32(compress_hash(hash_bytes('sha256', description.encode()), 20))}-{name}"
+    check_name(name, base)
+    return f"{store_dir}/{base}"
 
 
 def make_type(kind: str, references=(), self_reference: bool = False) -> str:
@@ -87,7 +88,7 @@ def split_store_path(path: str, store_dir: str) -> tuple[str, str]:
     if len(base) < HASH_PART_LEN + 2 or base[HASH_PART_LEN] != "-":
         raise BadStorePath(f"path '{path}' is not a valid store path")
     name = base[HASH_PART_LEN + 1:]
-    check_name(name)
+    check_name(name, base)
     return base[:HASH_PART_LEN], name
 
 
