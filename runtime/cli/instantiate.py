@@ -37,28 +37,34 @@ def _run(args) -> int:
     state = make_evaluator(args, read_only=args.eval or args.parse)
     from ...lang.printer import show
 
-    for source in _sources(args):
-        if args.parse:
+    if args.parse:
+        for source in _sources(args):
             print(show(_parse_source(state, args, source)))
-            continue
-        root = _eval_source(state, args, source)
+        return 0
+    for root in eval_sources(state, args):
         for value in select_and_call(state, root, args):
             if args.eval:
                 print(_format(state, value, args))
                 continue
-            for drv_path in derivations_of(value):
+            for drv_path in dict.fromkeys(d for d, _ in derivation_outputs_of(value)):
                 print(drv_path)
     return 0
 
 
-def derivations_of(value) -> list[str]:
-    """The `.drv` paths a value denotes, as nix-instantiate finds them: a derivation; the
-    derivations among a set's attributes (recursing where `recurseForDerivations` is true) or a
-    list's elements."""
+def eval_sources(state, args):
+    """Evaluate each file or expression the command line names; yield the values."""
+    for source in _sources(args):
+        yield _eval_source(state, args, source)
+
+
+def derivation_outputs_of(value) -> list[tuple[str, str]]:
+    """The (drv path, output name) pairs a value denotes, as nix-instantiate and nix-build find
+    them: a derivation; the derivations among a set's attributes (recursing where
+    `recurseForDerivations` is true) or a list's elements."""
     from ..errors import EvalError
     from ..values import Attrs, force
 
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
 
     def visit(v, top: bool) -> None:
         v = force(v)
@@ -67,7 +73,8 @@ def derivations_of(value) -> list[str]:
                 drv = force(v.d.get("drvPath"))
                 if not isinstance(drv, str):
                     raise EvalError("derivation has no 'drvPath' string attribute")
-                out.append(str(drv))
+                output = force(v.d["outputName"]) if "outputName" in v.d else "out"
+                out.append((str(drv), str(output)))
                 return
             recurse = "recurseForDerivations" in v.d and force(v.d["recurseForDerivations"])
             if top or recurse is True:

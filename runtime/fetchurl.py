@@ -1,0 +1,173 @@
+"""`builtin:fetchurl`: the download builder, implemented in Python as Nix implements it in C++.
+
+A derivation with `builder = "builtin:fetchurl"` is fixed-output; this builder downloads its
+`url` (or the first of `urls` that works, `mirror://` URLs expanded from the `DTX_MIRRORS`-style
+table in `mirrors`) to the output path, optionally marks it executable or unpacks it, and the
+build then checks the declared hash before anything is registered. Downloads go through
+`requests`: redirects are followed, failures retried with resumption (`Range`), a stalled
+transfer times out, progress is reported, and a size limit stops runaway downloads. `file://`
+URLs are read directly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import time
+import urllib.parse
+from typing import Callable
+
+RETRIES = 3
+CONNECT_TIMEOUT = 30
+READ_TIMEOUT = 300
+MAX_SIZE = int(os.environ.get("DTX_MAX_DOWNLOAD_SIZE", str(16 << 30)))
+
+
+class FetchError(Exception):
+    pass
+
+
+def download(url: str, dest: str, log: Callable[[str], None]) -> None:
+    """Download `url` to the file `dest`, retrying with resumption; raise FetchError."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        path = urllib.parse.unquote(parsed.path)
+        try:
+            shutil.copyfile(path, dest)
+        except OSError as e:
+            raise FetchError(f"unable to download '{url}': {e.strerror}") from None
+        return
+    if parsed.scheme not in ("http", "https"):
+        raise FetchError(f"unsupported URL scheme in '{url}'")
+    import requests
+
+    last_error = None
+    for attempt in range(RETRIES + 1):
+        have = os.path.getsize(dest) if os.path.exists(dest) else 0
+        headers = {"User-Agent": "dtx", "Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        try:
+            with requests.get(url, headers=headers, stream=True, allow_redirects=True,
+                              timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as r:
+                if r.status_code == 416 and have:
+                    return  # the server says we already have everything
+                if r.status_code >= 400:
+                    error = FetchError(f"unable to download '{url}': HTTP error "
+                                       f"{r.status_code}")
+                    if r.status_code in (408, 429) or r.status_code >= 500:
+                        last_error = error
+                        raise _Retry()
+                    raise error
+                mode = "ab" if have and r.status_code == 206 else "wb"
+                if mode == "wb":
+                    have = 0
+                total = r.headers.get("Content-Length")
+                total = int(total) + have if total and total.isdigit() else None
+                _stream(r, dest, mode, have, total, url, log)
+                if total is not None and os.path.getsize(dest) < total:
+                    last_error = FetchError(f"unable to download '{url}': transfer closed "
+                                            "with data remaining")
+                    raise _Retry()
+                return
+        except _Retry:
+            pass
+        except requests.RequestException as e:
+            last_error = FetchError(f"unable to download '{url}': {e}")
+        if attempt < RETRIES:
+            delay = 0.25 * (2 ** attempt)
+            log(f"warning: {last_error}; retrying in {delay:g} s")
+            time.sleep(delay)
+    raise last_error or FetchError(f"unable to download '{url}'")
+
+
+class _Retry(Exception):
+    pass
+
+
+def _stream(r, dest: str, mode: str, have: int, total: int | None, url: str, log) -> None:
+    done = have
+    next_report = 0.0
+    with open(dest, mode) as f:
+        for chunk in r.iter_content(1 << 16):
+            f.write(chunk)
+            done += len(chunk)
+            if done > MAX_SIZE:
+                raise FetchError(f"unable to download '{url}': larger than the limit of "
+                                 f"{MAX_SIZE} bytes (DTX_MAX_DOWNLOAD_SIZE)")
+            now = time.monotonic()
+            if now >= next_report:
+                next_report = now + 2
+                size = f" of {total / 1e6:.1f} MB" if total else ""
+                log(f"downloading '{url}': {done / 1e6:.1f} MB{size}")
+
+
+def expand_mirrors(url: str, mirrors: dict[str, list[str]]) -> list[str]:
+    """Expand `mirror://name/rest` into one URL per configured mirror of `name`."""
+    if not url.startswith("mirror://"):
+        return [url]
+    name, _, rest = url[len("mirror://"):].partition("/")
+    bases = mirrors.get(name)
+    if not bases:
+        raise FetchError(f"unknown mirror 'mirror://{name}' in '{url}'")
+    return [base.rstrip("/") + "/" + rest for base in bases]
+
+
+def builtin_fetchurl(drv, env: dict, out: str, log: Callable[[str], None]) -> None:
+    """The `builtin:fetchurl` builder: fetch to `out` (the output's scratch location)."""
+    urls = env.get("urls", "").split() or ([env["url"]] if env.get("url") else [])
+    if not urls:
+        raise _build_error(drv, "'builtin:fetchurl' requires a 'url' attribute")
+    mirrors = _parse_mirrors(env.get("mirrors", ""))
+    errors = []
+    tmp = out + ".part"
+    for u in urls:
+        try:
+            for candidate in expand_mirrors(u, mirrors):
+                log(f"downloading '{candidate}'...")
+                try:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+                    download(candidate, tmp, log)
+                    _finish(tmp, out, env)
+                    return
+                except FetchError as e:
+                    errors.append(str(e))
+                    log(f"error: {e}")
+        except FetchError as e:
+            errors.append(str(e))
+    raise _build_error(drv, errors[-1] if errors else "download failed")
+
+
+def _finish(tmp: str, out: str, env: dict) -> None:
+    if env.get("unpack") == "1":
+        unpack_dir = out + ".unpack"
+        os.mkdir(unpack_dir)
+        with tarfile.open(tmp) as tar:
+            tar.extractall(unpack_dir, filter="data")
+        os.unlink(tmp)
+        entries = os.listdir(unpack_dir)
+        if len(entries) == 1 and os.path.isdir(os.path.join(unpack_dir, entries[0])):
+            os.rename(os.path.join(unpack_dir, entries[0]), out)
+            os.rmdir(unpack_dir)
+        else:
+            os.rename(unpack_dir, out)
+        return
+    os.rename(tmp, out)
+    os.chmod(out, 0o755 if env.get("executable") == "1" else 0o644)
+
+
+def _parse_mirrors(text: str) -> dict[str, list[str]]:
+    """Parse `name=url url …;name2=…` mirror tables."""
+    table: dict[str, list[str]] = {}
+    for item in text.split(";"):
+        name, eq, urls = item.partition("=")
+        if eq:
+            table[name.strip()] = urls.split()
+    return table
+
+
+def _build_error(drv, message: str):
+    from .build import BuildError
+    return BuildError(message)
