@@ -321,6 +321,10 @@ class _Builder(Transformer):
         var = ast.Var(self._span(tok.start_pos, tok.end_pos), "or")
         return ast.Call(self._span(e.span.start, tok.end_pos), e, [var])
 
+    def attrpath_id(self, c):
+        tok = c[0]
+        return [tok.value], tok.start_pos, tok.end_pos
+
     def attrpath_first(self, c):
         name, span = c[0]
         return [name], span.start, span.end
@@ -474,23 +478,13 @@ class _Builder(Transformer):
     def binds_some(self, c):
         return c[0]
 
-    def binds_first(self, c):
-        binds = _Binds()
-        c[0](binds)
-        return binds
-
-    def binds_add(self, c):
-        c[1](c[0])
-        return c[0]
+    def bind_value_first(self, c):
+        return self.bind_value([_Binds()] + c)
 
     def bind_value(self, c):
-        path, start, end = c[0]
-        value = c[2]
-        pspan = self._span(start, end)
-
-        def add(binds: _Binds):
-            _add_attr(binds, path, value, pspan)
-        return add
+        path, start, end = c[1]
+        _add_attr(c[0], path, c[3], self._span(start, end))
+        return c[0]
 
     def names_empty(self, c):
         return []
@@ -500,22 +494,19 @@ class _Builder(Transformer):
         names.append(c[1])
         return names
 
-    def bind_inherit(self, c):
-        pos = c[0].end_pos
-        names = c[1]
+    def bind_inherit_first(self, c):
+        return self.bind_inherit([_Binds()] + c)
 
-        def add(binds: _Binds):
-            self._inherit(binds, names, pos, None)
-        return add
+    def bind_inherit(self, c):
+        self._inherit(c[0], c[2], c[1].end_pos, None)
+        return c[0]
+
+    def bind_inherit_from_first(self, c):
+        return self.bind_inherit_from([_Binds()] + c)
 
     def bind_inherit_from(self, c):
-        pos = c[3].end_pos
-        names = c[4]
-        src = c[2]
-
-        def add(binds: _Binds):
-            self._inherit(binds, names, pos, src)
-        return add
+        self._inherit(c[0], c[5], c[4].end_pos, c[3])
+        return c[0]
 
     def _inherit(self, binds: _Binds, names, pos, src):
         attrs = binds.attrs
@@ -667,7 +658,7 @@ def _lark() -> tuple[Lark, _Builder]:
 
 
 # Rules whose callback would return its only child: the driver skips the call.
-_IDENTITY = {"start", "select_simple", "app_first", "prefixed_app", "unit_first", "ops_first",
+_IDENTITY = {"start", "attr", "select_simple", "app_first", "prefixed_app", "unit_first", "ops_first",
              "binds_some", "path_start_id"}
 
 
