@@ -35,7 +35,7 @@ from .hashes import Hash, hash_bytes, to_base32
 from .nar import dump_flat_hash, nar_hash
 from .refscan import scan_references
 from .sandbox import BUILD_DIR, SandboxSpec, bwrap_argv, probe, write_etc
-from .store import LocalStore, PathInfo, canonicalise, remove_tree
+from .store import LocalStore, PathInfo, canonicalise, move_into_store, remove_tree
 from .storepath import HASH_PART_LEN
 
 LOG_TAIL = 25
@@ -338,7 +338,7 @@ class _Build:
             real = store.real(info.path)
             if os.path.lexists(real):
                 remove_tree(real)  # an unregistered leftover
-            os.rename(tmp, real)
+            move_into_store(tmp, real)
         store.register_many(infos)
 
     def check_fixed_output(self, tmp: str) -> None:

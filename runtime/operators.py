@@ -11,8 +11,7 @@ from __future__ import annotations
 
 
 from .errors import EvalError
-from .values import (Attrs, CStr, NixPath, force, make_string, show_type, type_error,
-                     want_number)
+from .values import Attrs, CStr, NixPath, force, make_string, show_type, type_error, want_int
 
 INT_MIN = -(1 << 63)
 INT_MAX = (1 << 63) - 1
@@ -31,31 +30,43 @@ def add_numbers(a, b):
     return float(a) + float(b)
 
 
+def want_float(v) -> float:
+    """Return a number as a float, as Nix's `forceFloat` does; other types are an error."""
+    t = type(v)
+    if t is float:
+        return v
+    if t is int:
+        return float(v)
+    raise type_error(v, "a float")
+
+
+# `-`, `*` and `/` are Nix's `__sub`, `__mul` and `__div`: as soon as one operand is a float the
+# arithmetic is done in floats (the other must then be a number: "… while a float was
+# expected"), else in 64-bit integers that wrap on overflow.
+
 def sub(a, b):
-    want_number(a)
-    want_number(b)
-    if type(a) is int and type(b) is int:
-        return wrap_int(a - b)
-    return float(a) - float(b)
+    if type(a) is float or type(b) is float:
+        return want_float(a) - want_float(b)
+    return wrap_int(want_int(a) - want_int(b))
 
 
 def mul(a, b):
-    want_number(a)
-    want_number(b)
-    if type(a) is int and type(b) is int:
-        return wrap_int(a * b)
-    return float(a) * float(b)
+    if type(a) is float or type(b) is float:
+        return want_float(a) * want_float(b)
+    return wrap_int(want_int(a) * want_int(b))
 
 
 def div(a, b):
-    want_number(a)
-    want_number(b)
-    if b == 0:
+    divisor = want_float(b)
+    if divisor == 0:
         raise EvalError("division by zero")
-    if type(a) is int and type(b) is int:
-        q = abs(a) // abs(b)
-        return wrap_int(q if (a < 0) == (b < 0) else -q)
-    return float(a) / float(b)
+    if type(a) is float or type(b) is float:
+        return want_float(a) / divisor
+    x = want_int(a)
+    if x == INT_MIN and b == -1:
+        raise EvalError("overflow in integer division")
+    q = abs(x) // abs(b)
+    return q if (x < 0) == (b < 0) else -q
 
 
 def canon_path(path: str) -> str:

@@ -123,6 +123,18 @@ def _canonicalise_one(p: str) -> None:
     os.utime(p, (1, 1))
 
 
+def move_into_store(tmp: str, real: str) -> None:
+    """Rename a canonicalised tree into place. A directory needs write permission to be
+    renamed (its `..` changes), so its own mode is restored only after the move."""
+    is_dir = os.path.isdir(tmp) and not os.path.islink(tmp)
+    if is_dir:
+        os.chmod(tmp, 0o755)
+    os.rename(tmp, real)
+    if is_dir:
+        os.chmod(real, 0o555)
+        os.utime(real, (1, 1))
+
+
 def make_writable(path: str) -> None:
     """Give the owner write access to a tree again (before deleting it)."""
     if os.path.islink(path) or not os.path.exists(path):
@@ -361,7 +373,7 @@ class LocalStore:
                 write(tmp)
                 canonicalise(tmp)
                 digest, size = nar_hash(tmp)
-                os.rename(tmp, real)
+                move_into_store(tmp, real)
             finally:
                 remove_tree(tmp_dir)
             self.register(PathInfo(path, Hash("sha256", digest), size, set(references),

@@ -267,13 +267,6 @@ def want_int(v) -> int:
     return v
 
 
-def want_number(v):
-    t = type(v)
-    if t is not int and t is not float:
-        raise type_error(v, "an integer")
-    return v
-
-
 def want_bool(v) -> bool:
     if type(v) is not bool:
         raise type_error(v, "a Boolean")

@@ -11,20 +11,10 @@ from __future__ import annotations
 
 import math
 
-from ..errors import EvalError
-from ..operators import INT_MIN, less_than, wrap_int
-from ..values import type_error, want_int
+from .. import operators
+from ..operators import INT_MIN, less_than, want_float, wrap_int
+from ..values import want_int
 from . import builtin
-
-
-def want_float(v) -> float:
-    """Return a number as a float, as Nix's `forceFloat` does; other types are an error."""
-    t = type(v)
-    if t is float:
-        return v
-    if t is int:
-        return float(v)
-    raise type_error(v, "a float")
 
 
 @builtin("add", 2)
@@ -48,9 +38,7 @@ def sub(a, b):
     ```nix
     builtins.sub 10 3  # 7
     ```"""
-    if type(a) is float or type(b) is float:
-        return want_float(a) - want_float(b)
-    return wrap_int(want_int(a) - want_int(b))
+    return operators.sub(a, b)
 
 
 @builtin("mul", 2)
@@ -60,9 +48,7 @@ def mul(a, b):
     ```nix
     builtins.mul 6 7  # 42
     ```"""
-    if type(a) is float or type(b) is float:
-        return want_float(a) * want_float(b)
-    return wrap_int(want_int(a) * want_int(b))
+    return operators.mul(a, b)
 
 
 @builtin("div", 2)
@@ -74,17 +60,7 @@ def div(a, b):
     builtins.div 7 2    # 3
     builtins.div 7.0 2  # 3.5
     ```"""
-    divisor = want_float(b)
-    if divisor == 0:
-        raise EvalError("division by zero")
-    if type(a) is float or type(b) is float:
-        return want_float(a) / divisor
-    x = want_int(a)
-    y = b  # an int: want_float accepted it and it is not a float
-    if x == INT_MIN and y == -1:
-        raise EvalError("overflow in integer division")
-    q = abs(x) // abs(y)
-    return q if (x < 0) == (y < 0) else -q
+    return operators.div(a, b)
 
 
 @builtin("bitAnd", 2)
