@@ -8,6 +8,7 @@ stream formatting (six significant digits).
 
 from __future__ import annotations
 
+import math
 import re
 
 from .values import Attrs, CStr, Lambda, NixPath, PrimOp, PrimOpApp, Thunk
@@ -51,7 +52,7 @@ def attr_name(name: str) -> str:
 def format_float(f: float) -> str:
     """Format a float as a C++ ostream does by default (`%g`)."""
     if f != f:
-        return "-nan" if str(f).startswith("-") else "nan"
+        return "-nan" if math.copysign(1.0, f) < 0 else "nan"
     if f in (float("inf"), float("-inf")):
         return "inf" if f > 0 else "-inf"
     return "%g" % f

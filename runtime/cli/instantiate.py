@@ -44,7 +44,8 @@ def _run(args) -> int:
     for root in eval_sources(state, args):
         for value in select_and_call(state, root, args):
             if args.eval:
-                print(_format(state, value, args))
+                # nix-instantiate ends JSON output without a newline.
+                print(_format(state, value, args), end="" if args.json else "\n")
                 continue
             for drv_path in dict.fromkeys(d for d, _ in derivation_outputs_of(value)):
                 print(drv_path)
@@ -90,16 +91,17 @@ def derivation_outputs_of(value) -> list[tuple[str, str]]:
 def _format(state, value, args) -> str:
     from .. import printer
     from ..builtins.control import deep_force
-    if args.json:
-        from ..builtins.json import to_json
-        deep_force(value)
-        return to_json(state, value, set())
-    if args.xml:
-        from ..builtins.xml import to_xml
-        deep_force(value)
-        return to_xml(state, value, set(), location=not args.no_location).rstrip("\n")
+    # Without --strict, Nix prints JSON and XML of what is evaluated already and fails (JSON)
+    # or shows `<unevaluated />` (XML) for the rest.
     if args.strict:
         deep_force(value)
+    if args.json:
+        from ..builtins.json import to_json
+        return to_json(state, value, set(), strict=args.strict)
+    if args.xml:
+        from ..builtins.xml import to_xml
+        return to_xml(state, value, set(), location=not args.no_location,
+                      strict=args.strict).rstrip("\n")
     return printer.print_value(value, strict=args.strict)
 
 
