@@ -230,7 +230,7 @@ def collect_garbage(store: LocalStore, print_dead: bool = False,
     with gc_lock(store):
         if not quiet:
             _note("finding garbage collector roots...")
-        _, dead = dead_paths(store, quiet=True)
+        _, dead = dead_paths(store, quiet=quiet)
         if print_dead:
             return topo_sort(store, dead), 0
         if not quiet:
