@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import lzma
 import os
+import re
 import sys
 import urllib.parse
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ CONNECT_TIMEOUT = 30
 READ_TIMEOUT = 120
 _INDEX_NAMES = ("Packages.xz", "Packages.gz", "Packages")
 _FAMILY = ("", "-updates", "-security")
+_FIELD = re.compile(r"^(Package|Version|Architecture|Depends|Pre-Depends|Provides|Filename|Size|"
+                    r"SHA256|Multi-Arch|Essential|Priority|Source):[ \t]*(.*)$", re.M)
 
 
 class ArchiveError(Exception):
@@ -418,7 +421,11 @@ def parse_packages(text: str, source: Source) -> list[Package]:
     """Turn the stanzas of a Packages index into Package records (stanzas without a file or
     hash are skipped)."""
     out = []
-    for s in parse_deb822(text):
+    for block in text.split("\n\n"):
+        # The fields used are single-line: a regex picks them and skips everything else.
+        s = {k: v.strip() for k, v in _FIELD.findall(block)}
+        if not s:
+            continue
         try:
             out.append(Package(
                 name=s["Package"], version=s["Version"], architecture=s.get("Architecture", ""),
