@@ -2,8 +2,10 @@
 
 The file is realistic Nix: a package set of attribute sets, `let` blocks, functions with set
 patterns, string and indented-string interpolation, lists, selections with `or`, `with`,
-`inherit`, `if`, operators and comments. Each parser runs 5 times; the medians are printed with
-their ratio. Usage: `python benchmarks/parse.py [lines]`.
+`inherit`, `if`, operators and comments. Each parser runs 5 times; the medians of CPU time (ours:
+this process; Nix: its child processes, start-up and printing included) are printed with their
+ratio. It also measures start-up: the CPU time a fresh process spends in `import dtx.lang.parser`
+and its first `parse("1")` (medians of 9 processes). Usage: `python benchmarks/parse.py [lines]`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -78,13 +79,41 @@ def generate(lines: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def _median_time(fn, runs=5) -> float:
+def _median_cpu(fn, runs=5) -> float:
+    """Return the median CPU time of `fn()`, its child processes included."""
     times = []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0 = os.times()
         fn()
-        times.append(time.perf_counter() - t0)
+        t1 = os.times()
+        times.append(t1.user + t1.system + t1.children_user + t1.children_system
+                     - t0.user - t0.system - t0.children_user - t0.children_system)
     return statistics.median(times)
+
+
+_STARTUP = """
+import time
+t0 = time.process_time()
+import dtx.lang.parser
+t1 = time.process_time()
+dtx.lang.parser.parse("1")
+t2 = time.process_time()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def startup(runs=9) -> tuple[float, float]:
+    """Return the median CPU seconds a fresh process spends importing the parser and in its first
+    parse, interpreter start-up excluded."""
+    env = dict(os.environ)
+    if "dtx" not in sys.modules:  # running from a checkout through the shim
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    rows = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", _STARTUP], check=True, capture_output=True,
+                             text=True, env=env, cwd=tempfile.gettempdir()).stdout
+        rows.append([float(x) for x in out.split()])
+    return statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
 
 
 def main() -> None:
@@ -97,15 +126,18 @@ def main() -> None:
             f.write(text)
         n_lines = text.count("\n")
         print(f"file: {n_lines} lines, {len(text)} characters")
-        parse_file(path)  # warm-up: builds the LALR tables once per process
-        ours = _median_time(lambda: parse_file(path))
-        print(f"dtx parse:             {ours:.3f} s (median of 5)")
+        imp, first = startup()
+        print(f"start-up: import {imp * 1000:.1f} ms, first parse {first * 1000:.1f} ms "
+              f"(CPU, medians of 9 fresh processes)")
+        parse_file(path)  # warm-up
+        ours = _median_cpu(lambda: parse_file(path))
+        print(f"dtx parse:             {ours:.3f} s CPU (median of 5)")
         nix = shutil.which("nix-instantiate")
         if nix:
             def run_nix():
                 subprocess.run([nix, "--parse", path], check=True, stdout=subprocess.DEVNULL)
-            theirs = _median_time(run_nix)
-            print(f"nix-instantiate --parse: {theirs:.3f} s (median of 5, includes printing "
+            theirs = _median_cpu(run_nix)
+            print(f"nix-instantiate --parse: {theirs:.3f} s CPU (median of 5, includes printing "
                   f"and process start-up)")
             print(f"ratio dtx / nix:       {ours / theirs:.1f}x")
         else:

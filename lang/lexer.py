@@ -1,10 +1,10 @@
-"""The lexer of the Nix language, feeding lark's LALR parser.
+"""The lexer of the Nix language, feeding the LALR parser of lang.parser.
 
 It follows Nix 2.8's flex rules (`src/libexpr/lexer.l`): a stack of start conditions for plain
 code, strings, indented strings and paths, with `${` and `{` pushing a code state that the matching
 `}` pops. Plain code is scanned with one compiled regex whose alternatives are ordered so that the
-first match is also flex's longest match. Tokens are `lark.Token`s carrying start and end offsets;
-line and column are left unset (spans compute them on demand).
+first match is also flex's longest match. Tokens carry start and end offsets; line and column are
+computed by spans on demand.
 
 Token values are already decoded: `STR` holds the unescaped text, `IND_STR` the raw text of an
 indented-string chunk (indentation is stripped by the parser), `IND_ESC` an indented-string escape
@@ -17,9 +17,6 @@ zero-width and mark where a path literal stops; errors are `ParseError`s with a 
 from __future__ import annotations
 
 import re
-
-from lark import Token
-from lark.lexer import Lexer
 
 from .errors import ParseError
 from .source import Source, Span
@@ -114,20 +111,8 @@ def _float_error(text: str, value: float) -> bool:
     return False
 
 
-def lark_token(type_: str, value: str, start: int, end: int) -> Token:
-    """Make a lark `Token` (positions as offsets only)."""
-    t = str.__new__(Token, value)
-    t.type = type_
-    t.value = value
-    t.start_pos = start
-    t.end_pos = end
-    t.line = t.column = t.end_line = t.end_column = None
-    return t
-
-
 class Tok:
-    """A light token with the attributes of `lark.Token` the parser uses; the fast driver in
-    lang.parser consumes these."""
+    """A token: its type (a terminal of lang/nix.lark), decoded value and start/end offsets."""
 
     __slots__ = ("type", "value", "start_pos", "end_pos")
 
@@ -156,7 +141,7 @@ def eof_position(text: str, last_start: int, last_end: int) -> int:
 _SIMPLE = {"spath": "SPATH", "uri": "URI"}
 
 
-def tokenize(source: Source, eof: list[int] | None = None, make=lark_token):
+def tokenize(source: Source, eof: list[int] | None = None, make=Tok):
     """Yield the tokens of `source` built with `make(type, value, start, end)`; the parser adds
     the end-of-file token itself.
 
@@ -315,19 +300,3 @@ def tokenize(source: Source, eof: list[int] | None = None, make=lark_token):
 
     if eof is not None:
         eof[0] = eof_position(text, last_start, last_end)
-
-
-class NixLexer(Lexer):
-    """The lark lexer class: lark hands it the text, it returns `tokenize`'s tokens.
-
-    The source being parsed is set by the parser in `NixLexer.source` before each parse (parsing
-    is serialised by a lock in lang.parser)."""
-
-    source: Source | None = None
-    eof: list[int] = [0]
-
-    def __init__(self, lexer_conf):
-        pass
-
-    def lex(self, text):  # lark's plain custom-lexer interface: the text only
-        return tokenize(NixLexer.source, NixLexer.eof)

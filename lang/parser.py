@@ -1,13 +1,20 @@
 """The parser of the Nix language: text in, `lang.ast` tree out.
 
-One lark LALR parser is built per process (`_lark()`), fed by lang.lexer's hand-written lexer, and
-builds the AST directly from its reduction callbacks (`_Builder`), so no parse tree exists. The
-callbacks do the desugaring Nix does while parsing (see lang.ast): merging nested attribute paths,
-stripping indented strings, making paths absolute, the old `let { … }` form. Operator expressions
-arrive as flat sequences and are resolved here with Nix's precedence table (`_resolve_ops`).
+A table-driven LALR(1) loop (`_Driver`) reads lang.lexer's tokens and builds the AST directly from
+reduction callbacks (`_Builder`), so no parse tree exists. The callbacks do the desugaring Nix does
+while parsing (see lang.ast): merging nested attribute paths, stripping indented strings, making
+paths absolute, the old `let { … }` form. Operator expressions arrive as flat sequences and are
+resolved here with Nix's precedence table (`_resolve_ops`).
 
-Every failure is a `ParseError` with a span, worded as Nix words it; lark's own exceptions never
-escape. Parsing holds a lock: the lark parser and its callbacks are shared.
+The tables come from lang/nix.lark, analysed by lark once at development time and checked in as
+lang/nix_tables.py (`python3 -m dtx.lang.parser --write-tables`), so that a process parses without
+importing lark or building tables. A checked-in module rather than a per-user cache: nothing is
+written at run time (builds run with unwritable homes), no first run is slow, and a test keeps it
+in step with the grammar. If nix.lark no longer matches the module's fingerprint, the tables are
+built in memory with lark instead, so a stale module can never parse with an old grammar.
+
+Every failure is a `ParseError` with a span, worded as Nix words it. Parsing holds a lock: the
+callbacks are shared.
 """
 
 from __future__ import annotations
@@ -18,13 +25,9 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path as _FsPath
 
-from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedToken
-from lark.parsers.lalr_analysis import Reduce
-
 from . import ast
 from .errors import ParseError
-from .lexer import NixLexer, Tok, tokenize
+from .lexer import Tok, tokenize
 from .source import Source, Span
 
 __all__ = ["parse", "parse_file", "parse_source"]
@@ -60,7 +63,7 @@ _NIX_NAME = dict(_NIX_NAMES)
 _NIX_ORDER = {name: i for i, (name, _) in enumerate(_NIX_NAMES)}
 
 
-def _syntax_error(tok: Token, span: Span, expected=()) -> ParseError:
+def _syntax_error(tok: Tok, span: Span, expected=()) -> ParseError:
     msg = f"syntax error, unexpected {_NIX_NAME.get(tok.type, tok.type)}"
     names: list[str] = []
     for t in sorted(expected, key=lambda t: _NIX_ORDER.get(t, 999)):
@@ -120,13 +123,12 @@ def _where(span: Span) -> str:
     return f"{name}:{line}:{col}"
 
 
-class _Builder(Transformer):
+class _Builder:
     """The parser callbacks: each receives the children of one reduction, returns its value."""
 
     src: Source
 
     def __init__(self):
-        super().__init__(visit_tokens=False)
         self.src = None  # set by parse_source
         self.home = None
 
@@ -647,58 +649,144 @@ def _strip_indentation(parts: list) -> list:
 
 _lock = threading.RLock()
 
-
-@lru_cache(maxsize=None)
-def _lark() -> tuple[Lark, _Builder]:
-    builder = _Builder()
-    grammar = (_FsPath(__file__).with_name("nix.lark")).read_text()
-    parser = Lark(grammar, parser="lalr", lexer=NixLexer, transformer=builder, start="start",
-                  maybe_placeholders=False)
-    return parser, builder
-
+_GRAMMAR = _FsPath(__file__).with_name("nix.lark")
+_TABLES = _FsPath(__file__).with_name("nix_tables.py")
 
 # Rules whose callback would return its only child: the driver skips the call.
 _IDENTITY = {"start", "attr", "select_simple", "app_first", "prefixed_app", "unit_first", "ops_first",
              "binds_some", "path_start_id"}
 
 
-class _Driver:
-    """A table-driven LALR loop over lark's parse table and callbacks.
+def _grammar_crc(text: bytes) -> str:
+    """Fingerprint the grammar text (a CRC catches edits; nothing here is adversarial)."""
+    import zlib
+    return "%08x-%d" % (zlib.crc32(text), len(text))
 
-    lark computes the LALR(1) tables and wraps the `_Builder` callbacks; this loop runs them with
-    less per-step overhead than lark's generic one (integers for shifts, prepared tuples for
-    reductions, no call for identity rules), and emulates bison's default reductions when it
-    meets an error so that messages match Nix's."""
 
-    def __init__(self, lark_parser: Lark):
-        inner = lark_parser.parser.parser.parser
-        table = inner.parse_table
-        callbacks = inner.callbacks
-        rule_index = {rule: i for i, rule in enumerate(lark_parser.rules)}
-        self.start = table.start_states["start"]
-        self.end = table.end_states["start"]
-        self.actions: list[dict] = []
-        self.chains: dict[tuple, int] = {}
-        self.defaults: list[tuple | None] = []
-        for s in range(len(table.states)):
-            acts = {}
-            counts: Counter = Counter()
-            for key, (action, arg) in table.states[s].items():
-                key = "%s" % key  # lark's names can be Tokens: plain strings hash faster
-                if action is Reduce:
-                    name = "%s" % (arg.alias or arg.origin.name)
-                    cb = None if name in _IDENTITY and len(arg.expansion) == 1 else callbacks[arg]
-                    acts[key] = (len(arg.expansion), cb, "%s" % arg.origin.name)
-                    counts[arg] += 1
-                else:
-                    acts[key] = arg
-            self.actions.append(acts)
-            if counts:
-                rule = min(counts, key=lambda r: (-counts[r], rule_index.get(r, 0)))
-                self.defaults.append(acts["%s" % next(k for k, (a, r) in table.states[s].items()
-                                                      if a is Reduce and r == rule)])
+def build_tables(grammar: bytes | None = None) -> dict:
+    """Compute the LALR(1) tables of nix.lark with lark, as plain data.
+
+    The result maps `states` to one dict per state (terminal or nonterminal name -> a state
+    number for shifts and gotos, or `-1 - i` for a reduction by `rules[i]`), `rules` to
+    `(length, callback name, nonterminal)` triples, `defaults` to each state's default reduction
+    as bison would pick it (its most frequent, then first-declared rule; None without any),
+    and `start`/`end` to the initial and accepting states."""
+    from lark import Lark
+    from lark.lexer import Lexer
+    from lark.parsers.lalr_analysis import Reduce
+
+    class _NoLexer(Lexer):  # lark wants a lexer class; only the tables are used
+        def __init__(self, conf):
+            pass
+
+        def lex(self, text):
+            raise NotImplementedError
+
+    if grammar is None:
+        grammar = _GRAMMAR.read_bytes()
+    lark = Lark(grammar.decode(), parser="lalr", lexer=_NoLexer, start="start",
+                maybe_placeholders=False)
+    table = lark.parser.parser.parser.parse_table
+    rule_index = {rule: i for i, rule in enumerate(lark.rules)}
+    # lark numbers states differently from run to run: renumber them breadth-first from the
+    # start state, and rules in grammar order, so that the generated module is reproducible.
+    start = table.start_states["start"]
+    order = [start]
+    number = {start: 0}
+    for s in order:
+        for key, (action, arg) in sorted(table.states[s].items(), key=lambda kv: "%s" % kv[0]):
+            if action is not Reduce and arg not in number:
+                number[arg] = len(order)
+                order.append(arg)
+    used = sorted({arg for acts in table.states.values() for action, arg in acts.values()
+                   if action is Reduce}, key=rule_index.__getitem__)
+    numbers = {rule: i for i, rule in enumerate(used)}
+    rules = [(len(r.expansion), "%s" % (r.alias or r.origin.name), "%s" % r.origin.name)
+             for r in used]
+    states, defaults = [], []
+    for s in order:
+        acts = {}
+        counts: Counter = Counter()
+        for key, (action, arg) in table.states[s].items():
+            key = "%s" % key  # lark's names can be Tokens
+            if action is Reduce:
+                acts[key] = -1 - numbers[arg]
+                counts[arg] += 1
             else:
-                self.defaults.append(None)
+                acts[key] = number[arg]
+        states.append(dict(sorted(acts.items())))
+        if counts:
+            rule = min(counts, key=lambda r: (-counts[r], rule_index[r]))
+            defaults.append(numbers[rule])
+        else:
+            defaults.append(None)
+    return {"grammar": _grammar_crc(grammar), "start": 0,
+            "end": number[table.end_states["start"]], "rules": rules, "states": states,
+            "defaults": defaults}
+
+
+def render_tables(tables: dict) -> str:
+    """Render tables as the source of lang/nix_tables.py.
+
+    The tables are one JSON string rather than Python literals: compiling a big literal costs
+    tens of milliseconds whenever no bytecode cache is available, decoding JSON well under one."""
+    import json
+    body = ",\n".join(f" {json.dumps(k)}: {json.dumps(tables[k], separators=(',', ':'))}"
+                       for k in ("grammar", "start", "end", "rules", "defaults", "states"))
+    return "\n".join([
+        '"""The LALR(1) tables of lang/nix.lark, generated by lang.parser.build_tables.',
+        "",
+        "Do not edit: run `python3 -m dtx.lang.parser --write-tables` after changing nix.lark.",
+        "While they are stale a test fails and the parser builds tables in memory with lark.",
+        '"""',
+        "",
+        f"GRAMMAR = {tables['grammar']!r}",
+        "",
+        "# flake8: noqa",
+        "TABLES = r\'\'\'{",
+        body,
+        "}\'\'\'",
+        ""])
+
+
+def _load_tables() -> dict:
+    """Return the parse tables: the generated module when it matches nix.lark (no lark import),
+    else tables built in memory with lark."""
+    try:
+        grammar = _GRAMMAR.read_bytes()
+    except OSError:  # an installation without the grammar: trust the generated tables
+        grammar = None
+    try:
+        from . import nix_tables
+    except ImportError:
+        nix_tables = None
+    if nix_tables is not None and (grammar is None
+                                   or nix_tables.GRAMMAR == _grammar_crc(grammar)):
+        import json
+        return json.loads(nix_tables.TABLES)
+    return build_tables(grammar)
+
+
+class _Driver:
+    """A table-driven LALR loop over the tables of `_load_tables` and the `_Builder` callbacks.
+
+    It runs with little per-step overhead (integers for shifts, prepared tuples for reductions,
+    no call for identity rules), and emulates bison's default reductions when it meets an error
+    so that messages match Nix's."""
+
+    def __init__(self, tables: dict, builder: "_Builder"):
+        rules = []
+        for size, name, origin in tables["rules"]:
+            cb = None if name in _IDENTITY and size == 1 else getattr(builder, name)
+            rules.append((size, cb, origin))
+        self.start = tables["start"]
+        self.end = tables["end"]
+        self.actions: list[dict] = [
+            {k: (a if a >= 0 else rules[-1 - a]) for k, a in acts.items()}
+            for acts in tables["states"]]
+        self.chains: dict[tuple, int] = {}
+        self.defaults: list[tuple | None] = [None if d is None else rules[d]
+                                             for d in tables["defaults"]]
 
     def run(self, tokens, source: Source):
         actions = self.actions
@@ -803,15 +891,18 @@ class _Driver:
         raise _syntax_error(tok, Span(source, tok.start_pos, tok.end_pos), expected)
 
 
+_builder = _Builder()
+
+
 @lru_cache(maxsize=None)
 def _driver() -> _Driver:
-    return _Driver(_lark()[0])
+    return _Driver(_load_tables(), _builder)
 
 
 def parse_source(source: Source) -> ast.Node:
     """Parse a `Source` into an AST; raise `ParseError` on any error."""
     driver = _driver()
-    builder = _lark()[1]
+    builder = _builder
     with _lock:
         builder.src = source
         try:
@@ -834,3 +925,11 @@ def parse_file(path: str) -> ast.Node:
     with open(path, encoding="utf-8") as f:
         text = f.read()
     return parse(text, name=path, base_dir=os.path.dirname(path), path=path)
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:] != ["--write-tables"]:
+        sys.exit("usage: python3 -m dtx.lang.parser --write-tables")
+    _TABLES.write_text(render_tables(build_tables()))
+    print(f"wrote {_TABLES}")

@@ -198,3 +198,32 @@ def test_parse_file(tmp_path):
     e = parse_file(str(f))
     assert e.items[0].parts == [str(tmp_path / "y")]
     assert e.span.source.name == str(f)
+
+
+# --- the generated parse tables --------------------------------------------------------------
+
+def test_tables_match_grammar():
+    from dtx.lang import nix_tables, parser
+    grammar = Path(parser.__file__).with_name("nix.lark").read_bytes()
+    assert nix_tables.GRAMMAR == parser._grammar_crc(grammar), (
+        "lang/nix_tables.py is stale: run `python3 -m dtx.lang.parser --write-tables`")
+
+
+def test_tables_are_what_lark_builds():
+    pytest.importorskip("lark")
+    import json
+
+    from dtx.lang import nix_tables, parser
+    built = json.loads(json.dumps(parser.build_tables()))
+    assert json.loads(nix_tables.TABLES) == built, (
+        "lang/nix_tables.py differs from lark's tables: run "
+        "`python3 -m dtx.lang.parser --write-tables`")
+
+
+def test_first_parse_does_not_import_lark():
+    code = ("import sys, dtx.lang.parser as p; p.parse('{ a = 1; }'); "
+            "sys.exit(3 if 'lark' in sys.modules else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    if "ModuleNotFoundError" in r.stderr:
+        pytest.skip("dtx is not installed")
+    assert r.returncode == 0, r.stderr or "lark was imported"
