@@ -48,7 +48,9 @@ _NORMAL = re.compile(
     _SKIP +
     r"(?:(?P<id>[a-zA-Z_][a-zA-Z0-9_'\-]*)(?![a-zA-Z0-9._+\-]*/[a-zA-Z0-9._+\-$]"
     r"|[a-zA-Z0-9+\-.]*:[a-zA-Z0-9%/?:@&=+$,\-_.!~*'])"
-    r"|(?P<op>==|!=|<=|>=|&&|\|\||->|//|\$\{|[{}()\[\];:,@=?!*>])"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\||->|//|[()\[\];:,@=?!*>])"
+    r"|(?P<open>\{|\$\{)"
+    r"|(?P<close>\})"
     rf"|(?P<pathseg>{_PC}*/)(?=\$\{{)"
     r"|(?P<hpathseg>~/)(?=\$\{)"
     rf"|(?P<path>{_PC}*(?:/{_PC}+)+/?)"
@@ -138,12 +140,23 @@ def eof_position(text: str, last_start: int, last_end: int) -> int:
     return last
 
 
-_SIMPLE = {"spath": "SPATH", "uri": "URI"}
+# Group numbers of _NORMAL, dispatched on `Match.lastindex`.
+(_G_ID, _G_OP, _G_OPEN, _G_CLOSE, _G_PATHSEG, _G_HPATHSEG, _G_PATH, _G_HPATH, _G_SPATH, _G_URI,
+ _G_FLOAT, _G_INT, _G_ID2, _G_OP2, _G_INDOPEN, _G_QUOTE, _G_OTHER, _G_EOF) = (
+    _NORMAL.groupindex[name] for name in (
+        "id", "op", "open", "close", "pathseg", "hpathseg", "path", "hpath", "spath", "uri",
+        "float", "int", "id2", "op2", "indopen", "quote", "other", "eof"))
 
 
 def tokenize(source: Source, eof: list[int] | None = None, make=Tok):
-    """Yield the tokens of `source` built with `make(type, value, start, end)`; the parser adds
-    the end-of-file token itself.
+    """Yield the tokens of `source` built with `make(type, value, start, end)` (see `scan`)."""
+    for t in scan(source, eof):
+        yield make(*t)
+
+
+def scan(source: Source, eof: list[int] | None = None):
+    """Yield the tokens of `source` as `(type, value, start, end)` tuples; the parser adds the
+    end-of-file token itself.
 
     When the text is exhausted, `eof[0]` is set to where Nix reports end of file: the start of
     the last lexeme, whitespace and comments included."""
@@ -156,93 +169,104 @@ def tokenize(source: Source, eof: list[int] | None = None, make=Tok):
     ind_match = _IND.match
     keywords = KEYWORDS
     operators = OPERATORS
-    tok = make
     state = _CODE
-    last_start = last_end = 0  # the last token
+    start = last_start = last_end = 0  # the last token
 
     def err(msg: str, at: int, end: int | None = None):
         return ParseError(msg, Span(source, at, at if end is None else end))
 
     while True:
         if state == _CODE:
-            m = normal_match(text, pos)
-            kind = m.lastgroup
-            end = m.end()
-            start = m.start(kind)
-            if kind == "id" or kind == "id2":
-                value = m.group(kind)
-                yield tok(keywords.get(value, "ID"), value, start, end)
-            elif kind == "op" or kind == "op2":
-                start = m.start(kind)
-                value = m.group(kind)
-                t = operators[value]
-                if t == "LBRACE" or t == "DOLLAR_CURLY":
+            # The hot loop: plain code, where most tokens are, without leaving it per token.
+            while True:
+                m = normal_match(text, pos)
+                i = m.lastindex
+                start, end = m.span(i)
+                if i == _G_ID or i == _G_ID2:
+                    value = m[i]
+                    yield (keywords.get(value, "ID"), value, start, end)
+                elif i == _G_OP or i == _G_OP2:
+                    value = m[i]
+                    yield (operators[value], value, start, end)
+                elif i == _G_OPEN:
                     stack.append(_CODE)
-                elif t == "RBRACE":
+                    value = m[i]
+                    yield (operators[value], value, start, end)
+                elif i == _G_CLOSE:
                     if len(stack) > 1:
                         stack.pop()
                         state = stack[-1]
-                yield tok(t, value, start, end)
-            elif kind == "eof":
+                    yield ("RBRACE", "}", start, end)
+                    if state != _CODE:
+                        break
+                elif i == _G_QUOTE:
+                    stack.append(_STRING)
+                    state = _STRING
+                    yield ("QUOTE", '"', start, end)
+                    break
+                elif i == _G_INT:
+                    value = m[i]
+                    if int(value) > INT_MAX:
+                        raise err(f"invalid integer '{value}'", start, end)
+                    yield ("INT", value, start, end)
+                elif i == _G_EOF:
+                    break
+                elif i == _G_PATH or i == _G_HPATH:
+                    value = m[i]
+                    stack.append(_INPATH_SLASH if value[-1] == "/" else _INPATH_S)
+                    state = stack[-1]
+                    yield ("PATH" if i == _G_PATH else "HPATH", value, start, end)
+                    break
+                elif i == _G_FLOAT:
+                    value = m[i]
+                    if _float_error(value, float(value)):
+                        raise err(f"invalid float '{value}'", start, end)
+                    yield ("FLOAT", value, start, end)
+                elif i == _G_INDOPEN:
+                    stack.append(_IND_STRING)
+                    state = _IND_STRING
+                    yield ("IND_STRING_OPEN", m[i], start, end)
+                    break
+                elif i == _G_PATHSEG or i == _G_HPATHSEG:
+                    stack.append(_INPATH_SLASH)
+                    state = _INPATH_SLASH
+                    yield ("PATH" if i == _G_PATHSEG else "HPATH", m[i], start, end)
+                    break
+                elif i == _G_SPATH:
+                    yield ("SPATH", m[i], start, end)
+                elif i == _G_URI:
+                    yield ("URI", m[i], start, end)
+                else:
+                    yield ("CHAR", m[i], start, end)
+                pos = end
+                last_start = start
+            if i == _G_EOF:
+                last_end = pos
                 break
-            elif kind == "int":
-                start = m.start(kind)
-                value = m.group(kind)
-                if int(value) > INT_MAX:
-                    raise err(f"invalid integer '{value}'", start, end)
-                yield tok("INT", value, start, end)
-            elif kind == "quote":
-                stack.append(_STRING)
-                state = _STRING
-                yield tok("QUOTE", '"', end - 1, end)
-            elif kind == "path" or kind == "hpath":
-                start = m.start(kind)
-                value = m.group(kind)
-                stack.append(_INPATH_SLASH if value[-1] == "/" else _INPATH_S)
-                state = stack[-1]
-                yield tok("PATH" if kind == "path" else "HPATH", value, start, end)
-            elif kind == "float":
-                start = m.start(kind)
-                value = m.group(kind)
-                if _float_error(value, float(value)):
-                    raise err(f"invalid float '{value}'", start, end)
-                yield tok("FLOAT", value, start, end)
-            elif kind == "indopen":
-                stack.append(_IND_STRING)
-                state = _IND_STRING
-                yield tok("IND_STRING_OPEN", m.group(kind), m.start(kind), end)
-            elif kind == "pathseg" or kind == "hpathseg":
-                value = m.group(kind)
-                stack.append(_INPATH_SLASH)
-                state = _INPATH_SLASH
-                yield tok("PATH" if kind == "pathseg" else "HPATH", value, m.start(kind), end)
-            elif kind in _SIMPLE:
-                yield tok(_SIMPLE[kind], m.group(kind), m.start(kind), end)
-            else:
-                yield tok("CHAR", m.group(kind), m.start(kind), end)
             pos = last_end = end
             last_start = start
+            continue
 
-        elif state == _STRING:
+        if state == _STRING:
             if pos >= n:
                 break
             m = str_match(text, pos)
             end = m.end()
             if end > pos:
-                yield tok("STR", _unescape(m.group()), pos, end)
+                yield ("STR", _unescape(m.group()), pos, end)
             elif text.startswith("${", pos):
                 stack.append(_CODE)
                 state = _CODE
                 end = pos + 2
-                yield tok("DOLLAR_CURLY", "${", pos, end)
+                yield ("DOLLAR_CURLY", "${", pos, end)
             elif text[pos] == '"':
                 stack.pop()
                 state = stack[-1]
                 end = pos + 1
-                yield tok("QUOTE", '"', pos, end)
+                yield ("QUOTE", '"', pos, end)
             else:  # a lone `$`, `\` or `$\` at end of file
                 end = n
-                yield tok("STR", text[pos:], pos, n)
+                yield ("STR", text[pos:], pos, n)
             last_start = pos
             pos = last_end = end
 
@@ -253,23 +277,23 @@ def tokenize(source: Source, eof: list[int] | None = None, make=Tok):
             kind = m.lastgroup
             end = m.end()
             if kind == "text":
-                yield tok("IND_STR", m.group(), pos, end)
+                yield ("IND_STR", m.group(), pos, end)
             elif kind == "close":
                 stack.pop()
                 state = stack[-1]
-                yield tok("IND_STRING_CLOSE", "''", pos, end)
+                yield ("IND_STRING_CLOSE", "''", pos, end)
             elif kind == "dc":
                 stack.append(_CODE)
                 state = _CODE
-                yield tok("DOLLAR_CURLY", "${", pos, end)
+                yield ("DOLLAR_CURLY", "${", pos, end)
             elif kind == "q3":
-                yield tok("IND_ESC", "''", pos, end)
+                yield ("IND_ESC", "''", pos, end)
             elif kind == "dollar":
-                yield tok("IND_ESC", "$", pos, end)
+                yield ("IND_ESC", "$", pos, end)
             elif kind == "esc":
-                yield tok("IND_ESC", _unescape(m.group()[2:]), pos, end)
+                yield ("IND_ESC", _unescape(m.group()[2:]), pos, end)
             else:
-                yield tok("IND_ESC", "'", pos, end)
+                yield ("IND_ESC", "'", pos, end)
             last_start = pos
             pos = last_end = end
 
@@ -278,7 +302,7 @@ def tokenize(source: Source, eof: list[int] | None = None, make=Tok):
                 stack[-1] = _INPATH_S
                 stack.append(_CODE)
                 state = _CODE
-                yield tok("DOLLAR_CURLY", "${", pos, pos + 2)
+                yield ("DOLLAR_CURLY", "${", pos, pos + 2)
                 last_start = pos
                 pos = last_end = pos + 2
                 continue
@@ -287,7 +311,7 @@ def tokenize(source: Source, eof: list[int] | None = None, make=Tok):
             if end > pos:
                 value = m.group()
                 stack[-1] = state = _INPATH_SLASH if value[-1] == "/" else _INPATH_S
-                yield tok("STR", value, pos, end)
+                yield ("STR", value, pos, end)
                 last_start = pos
                 pos = last_end = end
                 continue
@@ -296,7 +320,7 @@ def tokenize(source: Source, eof: list[int] | None = None, make=Tok):
                 raise err("path has a trailing slash", at, at + 1)
             stack.pop()
             state = stack[-1]
-            yield tok("PATH_END", "", pos, pos)
+            yield ("PATH_END", "", pos, pos)
 
     if eof is not None:
         eof[0] = eof_position(text, last_start, last_end)

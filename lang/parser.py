@@ -27,7 +27,7 @@ from pathlib import Path as _FsPath
 
 from . import ast
 from .errors import ParseError
-from .lexer import Tok, tokenize
+from .lexer import scan
 from .source import Source, Span
 
 __all__ = ["parse", "parse_file", "parse_source"]
@@ -63,8 +63,8 @@ _NIX_NAME = dict(_NIX_NAMES)
 _NIX_ORDER = {name: i for i, (name, _) in enumerate(_NIX_NAMES)}
 
 
-def _syntax_error(tok: Tok, span: Span, expected=()) -> ParseError:
-    msg = f"syntax error, unexpected {_NIX_NAME.get(tok.type, tok.type)}"
+def _syntax_error(tok: tuple, span: Span, expected=()) -> ParseError:
+    msg = f"syntax error, unexpected {_NIX_NAME.get(tok[0], tok[0])}"
     names: list[str] = []
     for t in sorted(expected, key=lambda t: _NIX_ORDER.get(t, 999)):
         name = _NIX_NAME.get(t)
@@ -132,9 +132,6 @@ class _Builder:
         self.src = None  # set by parse_source
         self.home = None
 
-    def _span(self, start: int, end: int) -> Span:
-        return Span(self.src, start, end)
-
     # --- expressions -------------------------------------------------------------------------
 
     def start(self, c):
@@ -142,7 +139,7 @@ class _Builder:
 
     def lam_id(self, c):
         body = c[2]
-        return ast.Lambda(self._span(c[0].start_pos, body.span.end), c[0].value, None, False, body)
+        return ast.Lambda(Span(self.src, c[0][2], body.span.end), c[0][1], None, False, body)
 
     def _lambda(self, start, param, formals, body, at_span=None):
         items, ellipsis = formals
@@ -152,28 +149,28 @@ class _Builder:
             if f.name in seen:
                 raise ParseError(f"duplicate formal function argument '{f.name}'", f.span)
             seen.add(f.name)
-        span = self._span(start, body.span.end)
+        span = Span(self.src, start, body.span.end)
         if param is not None and param in seen:
             raise ParseError(f"duplicate formal function argument '{param}'", span)
         return ast.Lambda(span, param, items, ellipsis, body)
 
     def lam_set(self, c):
-        return self._lambda(c[0].start_pos, None, c[1], c[4])
+        return self._lambda(c[0][2], None, c[1], c[4])
 
     def lam_empty(self, c):
-        return self._lambda(c[0].start_pos, None, ([], False), c[3])
+        return self._lambda(c[0][2], None, ([], False), c[3])
 
     def lam_set_at(self, c):
-        return self._lambda(c[0].start_pos, c[4].value, c[1], c[6])
+        return self._lambda(c[0][2], c[4][1], c[1], c[6])
 
     def lam_empty_at(self, c):
-        return self._lambda(c[0].start_pos, c[3].value, ([], False), c[5])
+        return self._lambda(c[0][2], c[3][1], ([], False), c[5])
 
     def lam_at_set(self, c):
-        return self._lambda(c[0].start_pos, c[0].value, c[3], c[6])
+        return self._lambda(c[0][2], c[0][1], c[3], c[6])
 
     def lam_at_empty(self, c):
-        return self._lambda(c[0].start_pos, c[0].value, ([], False), c[5])
+        return self._lambda(c[0][2], c[0][1], ([], False), c[5])
 
     def formals_one(self, c):
         return [c[0]], False
@@ -188,24 +185,24 @@ class _Builder:
 
     def formal(self, c):
         tok = c[0]
-        return ast.Formal(tok.value, c[2] if len(c) == 3 else None,
-                          self._span(tok.start_pos, tok.end_pos))
+        return ast.Formal(tok[1], c[2] if len(c) == 3 else None,
+                          Span(self.src, tok[2], tok[3]))
 
     def assert_(self, c):
-        return ast.Assert(self._span(c[0].start_pos, c[3].span.end), c[1], c[3])
+        return ast.Assert(Span(self.src, c[0][2], c[3].span.end), c[1], c[3])
 
     def with_(self, c):
-        return ast.With(self._span(c[0].start_pos, c[3].span.end), c[1], c[3])
+        return ast.With(Span(self.src, c[0][2], c[3].span.end), c[1], c[3])
 
     def let(self, c):
         binds = c[1]
         if binds.dynamic:
             raise ParseError("dynamic attributes not allowed in let",
-                             self._span(c[0].start_pos, c[0].end_pos))
-        return ast.Let(self._span(c[0].start_pos, c[3].span.end), binds.attrs, c[3])
+                             Span(self.src, c[0][2], c[0][3]))
+        return ast.Let(Span(self.src, c[0][2], c[3].span.end), binds.attrs, c[3])
 
     def if_(self, c):
-        return ast.If(self._span(c[0].start_pos, c[5].span.end), c[1], c[3], c[5])
+        return ast.If(Span(self.src, c[0][2], c[5].span.end), c[1], c[3], c[5])
 
     # --- operators ---------------------------------------------------------------------------
 
@@ -254,19 +251,19 @@ class _Builder:
         """Build the tree of an operator sequence with Nix's precedences and associativities."""
         pos = 0
         n = len(items)
-        span = self._span
+        src = self.src
 
         def operand(min_prec):
             nonlocal pos
             it = items[pos]
             pos += 1
             if not isinstance(it, ast.Node):  # a prefix operator
-                if it.type == "BANG":
+                if it[0] == "BANG":
                     e = operand(_NOT_PREC + 1)
-                    left = ast.Not(span(it.start_pos, e.span.end), e)
+                    left = ast.Not(Span(src, it[2], e.span.end), e)
                 else:
                     e = operand(_NEG_PREC + 1)
-                    left = ast.Neg(span(it.start_pos, e.span.end), e)
+                    left = ast.Neg(Span(src, it[2], e.span.end), e)
             else:
                 left = it
             while pos < n:
@@ -275,18 +272,18 @@ class _Builder:
                     if _HAS_PREC < min_prec:
                         break
                     pos += 1
-                    left = ast.HasAttr(span(left.span.start, it.end), left, it.path)
+                    left = ast.HasAttr(Span(src, left.span.start, it.end), left, it.path)
                     continue
-                prec, assoc = _BINARY[it.type]
+                prec, assoc = _BINARY[it[0]]
                 if prec < min_prec:
                     break
                 pos += 1
                 right = operand(prec if assoc == "r" else prec + 1)
-                left = ast.BinOp(span(left.span.start, right.span.end), it.value, left, right)
+                left = ast.BinOp(Span(src, left.span.start, right.span.end), it[1], left, right)
                 if assoc == "n" and pos < n:
                     nxt = items[pos]
-                    if not isinstance(nxt, _Has) and _BINARY[nxt.type][0] == prec:
-                        raise _syntax_error(nxt, span(nxt.start_pos, nxt.end_pos))
+                    if not isinstance(nxt, _Has) and _BINARY[nxt[0]][0] == prec:
+                        raise _syntax_error(nxt, Span(src, nxt[2], nxt[3]))
             return left
 
         return operand(0)
@@ -300,9 +297,9 @@ class _Builder:
         fn, arg = c
         if type(fn) is ast.Call:
             fn.args.append(arg)
-            fn.span = self._span(fn.span.start, arg.span.end)
+            fn.span = Span(self.src, fn.span.start, arg.span.end)
             return fn
-        return ast.Call(self._span(fn.span.start, arg.span.end), fn, [arg])
+        return ast.Call(Span(self.src, fn.span.start, arg.span.end), fn, [arg])
 
     def select_simple(self, c):
         return c[0]
@@ -310,22 +307,22 @@ class _Builder:
     def select_path(self, c):
         e = c[0]
         path, _, end = c[2]
-        return ast.Select(self._span(e.span.start, end), e, path)
+        return ast.Select(Span(self.src, e.span.start, end), e, path)
 
     def select_or(self, c):
         e = c[0]
         path = c[2][0]
         d = c[4]
-        return ast.Select(self._span(e.span.start, d.span.end), e, path, d)
+        return ast.Select(Span(self.src, e.span.start, d.span.end), e, path, d)
 
     def select_orcall(self, c):
         e, tok = c
-        var = ast.Var(self._span(tok.start_pos, tok.end_pos), "or")
-        return ast.Call(self._span(e.span.start, tok.end_pos), e, [var])
+        var = ast.Var(Span(self.src, tok[2], tok[3]), "or")
+        return ast.Call(Span(self.src, e.span.start, tok[3]), e, [var])
 
     def attrpath_id(self, c):
         tok = c[0]
-        return [tok.value], tok.start_pos, tok.end_pos
+        return [tok[1]], tok[2], tok[3]
 
     def attrpath_first(self, c):
         name, span = c[0]
@@ -339,10 +336,10 @@ class _Builder:
 
     def attr_id(self, c):
         tok = c[0]
-        return tok.value, self._span(tok.start_pos, tok.end_pos)
+        return tok[1], Span(self.src, tok[2], tok[3])
 
     def attr_string(self, c):
-        span = self._span(c[0].start_pos, c[2].end_pos)
+        span = Span(self.src, c[0][2], c[2][3])
         parts = c[1]
         if all(type(p) is str for p in parts) and len(parts) <= 1:
             return (parts[0] if parts else ""), span
@@ -350,7 +347,7 @@ class _Builder:
 
     def attr_interp(self, c):
         e = c[1]
-        span = self._span(c[0].start_pos, c[2].end_pos)
+        span = Span(self.src, c[0][2], c[2][3])
         if type(e) is ast.String and len(e.parts) <= 1 and all(type(p) is str for p in e.parts):
             return (e.parts[0] if e.parts else ""), span
         if type(e) is ast.Uri:
@@ -361,31 +358,31 @@ class _Builder:
 
     def var(self, c):
         tok = c[0]
-        return ast.Var(self._span(tok.start_pos, tok.end_pos), tok.value)
+        return ast.Var(Span(self.src, tok[2], tok[3]), tok[1])
 
     def int_(self, c):
         tok = c[0]
-        return ast.Int(self._span(tok.start_pos, tok.end_pos), int(tok.value))
+        return ast.Int(Span(self.src, tok[2], tok[3]), int(tok[1]))
 
     def float_(self, c):
         tok = c[0]
-        return ast.Float(self._span(tok.start_pos, tok.end_pos), float(tok.value))
+        return ast.Float(Span(self.src, tok[2], tok[3]), float(tok[1]))
 
     def string(self, c):
-        return ast.String(self._span(c[0].start_pos, c[2].end_pos), c[1])
+        return ast.String(Span(self.src, c[0][2], c[2][3]), c[1])
 
     def parts_empty(self, c):
         return []
 
     def sparts_one(self, c):
-        return [c[0].value]
+        return [c[0][1]]
 
     def sparts_many(self, c):
         return c[0]
 
     def parts_str(self, c):
         parts = c[0]
-        parts.append(c[1].value)
+        parts.append(c[1][1])
         return parts
 
     def parts_ind(self, c):
@@ -402,15 +399,15 @@ class _Builder:
         return [c[1]]
 
     def iparts_str_first(self, c):
-        return [c[0].value, c[2]]
+        return [c[0][1], c[2]]
 
     def ind_string(self, c):
-        return ast.String(self._span(c[0].start_pos, c[2].end_pos), _strip_indentation(c[1]))
+        return ast.String(Span(self.src, c[0][2], c[2][3]), _strip_indentation(c[1]))
 
     def path_start(self, c):
         tok = c[0]
-        text = tok.value
-        if tok.type == "HPATH":  # noqa: the rule has no alias
+        text = tok[1]
+        if tok[0] == "HPATH":  # noqa: the rule has no alias
             home = self.home if self.home is not None else os.environ.get("HOME", "")
             value = home + text[1:]
         else:
@@ -418,51 +415,51 @@ class _Builder:
                                 else self.src.base_dir + "/" + text)
             if text.endswith("/") and len(text) > 1:
                 value += "/"
-        return value, tok.start_pos
+        return value, tok[2]
 
     def path(self, c):
         value, start = c[0]
-        return ast.Path(self._span(start, c[1].end_pos), [value])
+        return ast.Path(Span(self.src, start, c[1][3]), [value])
 
     def path_interp(self, c):
         value, start = c[0]
         parts = c[1]
         parts.insert(0, value)
-        return ast.Path(self._span(start, c[2].end_pos), parts)
+        return ast.Path(Span(self.src, start, c[2][3]), parts)
 
     def spath(self, c):
         tok = c[0]
-        return ast.SearchPath(self._span(tok.start_pos, tok.end_pos), tok.value[1:-1])
+        return ast.SearchPath(Span(self.src, tok[2], tok[3]), tok[1][1:-1])
 
     def uri(self, c):
         tok = c[0]
-        return ast.Uri(self._span(tok.start_pos, tok.end_pos), tok.value)
+        return ast.Uri(Span(self.src, tok[2], tok[3]), tok[1])
 
     def paren(self, c):
         return c[1]
 
     def old_let(self, c):
         binds = c[2]
-        span = self._span(c[0].start_pos, c[3].end_pos)
-        attrs = ast.Attrs(self._span(c[1].start_pos, c[3].end_pos), True, binds.attrs,
+        span = Span(self.src, c[0][2], c[3][3])
+        attrs = ast.Attrs(Span(self.src, c[1][2], c[3][3]), True, binds.attrs,
                           binds.dynamic)
         return ast.Select(span, attrs, ["body"])
 
     def rec_set(self, c):
         binds = c[2]
-        return ast.Attrs(self._span(c[0].start_pos, c[3].end_pos), True, binds.attrs,
+        return ast.Attrs(Span(self.src, c[0][2], c[3][3]), True, binds.attrs,
                          binds.dynamic)
 
     def set(self, c):
         binds = c[1]
-        return ast.Attrs(self._span(c[0].start_pos, c[2].end_pos), False, binds.attrs,
+        return ast.Attrs(Span(self.src, c[0][2], c[2][3]), False, binds.attrs,
                          binds.dynamic)
 
     def empty_set(self, c):
-        return ast.Attrs(self._span(c[0].start_pos, c[1].end_pos), False, {}, [])
+        return ast.Attrs(Span(self.src, c[0][2], c[1][3]), False, {}, [])
 
     def list_(self, c):
-        return ast.List(self._span(c[0].start_pos, c[2].end_pos), c[1])
+        return ast.List(Span(self.src, c[0][2], c[2][3]), c[1])
 
     def items_empty(self, c):
         return []
@@ -485,7 +482,7 @@ class _Builder:
 
     def bind_value(self, c):
         path, start, end = c[1]
-        _add_attr(c[0], path, c[3], self._span(start, end))
+        _add_attr(c[0], path, c[3], Span(self.src, start, end))
         return c[0]
 
     def names_empty(self, c):
@@ -500,14 +497,14 @@ class _Builder:
         return self.bind_inherit([_Binds()] + c)
 
     def bind_inherit(self, c):
-        self._inherit(c[0], c[2], c[1].end_pos, None)
+        self._inherit(c[0], c[2], c[1][3], None)
         return c[0]
 
     def bind_inherit_from_first(self, c):
         return self.bind_inherit_from([_Binds()] + c)
 
     def bind_inherit_from(self, c):
-        self._inherit(c[0], c[5], c[4].end_pos, c[3])
+        self._inherit(c[0], c[5], c[4][3], c[3])
         return c[0]
 
     def _inherit(self, binds: _Binds, names, pos, src):
@@ -515,14 +512,14 @@ class _Builder:
         for name, span in names:
             if not isinstance(name, str):
                 raise ParseError("dynamic attributes not allowed in inherit", span)
-            bspan = self._span(pos, span.end)
+            bspan = Span(self.src, pos, span.end)
             if name in attrs:
                 raise ParseError(f"attribute '{name}' already defined at "
-                                 f"{_where(attrs[name].span)}", self._span(pos, pos))
+                                 f"{_where(attrs[name].span)}", Span(self.src, pos, pos))
             if src is None:
                 value = ast.Var(span, name)
             else:
-                value = ast.Select(self._span(src.span.start, span.end), src, [name])
+                value = ast.Select(Span(self.src, src.span.start, span.end), src, [name])
             attrs[name] = ast.Binding(value, True, bspan)
 
 
@@ -578,13 +575,13 @@ def _strip_indentation(parts: list) -> list:
     min_indent = 1000000
     cur = 0
     for p in parts:
-        if isinstance(p, ast.Node) or p.type != "IND_STR":
+        if isinstance(p, ast.Node) or p[0] != "IND_STR":
             if at_start:
                 at_start = False
                 if cur < min_indent:
                     min_indent = cur
             continue
-        for ch in p.value:
+        for ch in p[1]:
             if at_start:
                 if ch == " ":
                     cur += 1
@@ -608,8 +605,8 @@ def _strip_indentation(parts: list) -> list:
             dropped = 0
             out.append(p)
             continue
-        s = p.value
-        if p.type == "IND_STR":
+        s = p[1]
+        if p[0] == "IND_STR":
             buf = []
             for ch in s:
                 if at_start:
@@ -797,7 +794,7 @@ class _Driver:
         vpush = values.append
         last = None
         for tok in tokens:
-            ttype = tok.type
+            ttype = tok[0]
             while True:
                 act = actions[stack[-1]].get(ttype)
                 if type(act) is int:
@@ -886,9 +883,9 @@ class _Driver:
             expected = {k for k in actions[stack[-1]] if k.isupper()}
         if tok is None:
             from .lexer import eof_position
-            at = eof_position(source.text, last.start_pos, last.end_pos) if last else 0
-            tok = Tok("$END", "", at, at)
-        raise _syntax_error(tok, Span(source, tok.start_pos, tok.end_pos), expected)
+            at = eof_position(source.text, last[2], last[3]) if last else 0
+            tok = ("$END", "", at, at)
+        raise _syntax_error(tok, Span(source, tok[2], tok[3]), expected)
 
 
 _builder = _Builder()
@@ -906,7 +903,7 @@ def parse_source(source: Source) -> ast.Node:
     with _lock:
         builder.src = source
         try:
-            return driver.run(tokenize(source, None, Tok), source)
+            return driver.run(scan(source), source)
         finally:
             builder.src = None
 
