@@ -49,7 +49,7 @@ def _walk(level: int):
 def _lambda_label(node: ast.Lambda) -> str:
     pos = node.span.location().replace("«string»", "(string)").replace("«stdin»", "(stdin)")
     if node.name:
-        return f"function '{node.name}' at {pos}"
+        return f"'{node.name}' at {pos}"
     return f"anonymous function at {pos}"
 
 
@@ -312,13 +312,14 @@ class Compiler:
             return True
         return has
 
-    def _bindings(self, attrs: dict[str, ast.Binding]):
-        """Return [(name, lazy code, evaluated in the outer env?)] for a binding dict."""
+    def _bindings(self, attrs: dict[str, ast.Binding], recursive: bool = True):
+        """Return [(name, lazy code, evaluated in the outer env?)] for a binding dict; in a
+        recursive scope (`let`, `rec`) a binding may read slots not filled in yet."""
         out = []
         for name, b in attrs.items():
             outer = b.inherited and type(b.value) is ast.Var
-            out.append((name, self.lazy(b.value) if outer else self.lazy_binding(b.value),
-                        outer))
+            lazy = self.lazy_binding if recursive and not outer else self.lazy
+            out.append((name, lazy(b.value), outer))
         return out
 
     def _dynamic(self, node: ast.Attrs):
@@ -340,7 +341,7 @@ class Compiler:
         return add_dynamic
 
     def c_Attrs(self, node: ast.Attrs):
-        bindings = self._bindings(node.attrs)
+        bindings = self._bindings(node.attrs, recursive=node.rec)
         pos = {name: b.span for name, b in node.attrs.items()}
         add_dynamic = self._dynamic(node)
         if not node.rec:

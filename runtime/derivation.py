@@ -80,13 +80,12 @@ class Derivation:
         return set(self.input_srcs) | set(self.input_drvs)
 
 
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = str.maketrans({'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r",
+                          "\t": "\\t"})
 
 
 def _q(s: str) -> str:
-    if not any(c in s for c in _ESCAPES):
-        return f'"{s}"'
-    return '"' + "".join(_ESCAPES.get(c, c) for c in s) + '"'
+    return '"' + s.translate(_ESCAPES) + '"'
 
 
 def hash_derivation_modulo(drv: Derivation, read_drv, mask_outputs: bool,

@@ -246,9 +246,8 @@ def _derivation_strict(state, store, d: dict, drv_name: str) -> Attrs:
         except BadStorePath as e:
             raise EvalError(str(e)) from None
 
+    # Its own modulo hash is computed when a dependent needs it (and cached then).
     drv_path = store.write_derivation(drv)
-    state.drv_hashes[drv_path] = hash_derivation_modulo(drv, store.read_derivation, False,
-                                                        state.drv_hashes)
     result = {"drvPath": make_string(drv_path, {"=" + drv_path})}
     for o, out in drv.outputs.items():
         result[o] = make_string(out.path, {f"!{o}!{drv_path}"})

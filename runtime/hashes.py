@@ -26,15 +26,9 @@ def base32_len(size: int) -> int:
 
 def to_base32(digest: bytes) -> str:
     """Format a digest in Nix's base 32."""
-    out = []
-    for n in range(base32_len(len(digest)) - 1, -1, -1):
-        b = n * 5
-        i, j = divmod(b, 8)
-        c = digest[i] >> j
-        if i + 1 < len(digest):
-            c |= digest[i + 1] << (8 - j)
-        out.append(BASE32_CHARS[c & 0x1F])
-    return "".join(out)
+    n = int.from_bytes(digest, "little")
+    chars = BASE32_CHARS
+    return "".join(chars[(n >> (5 * i)) & 0x1F] for i in range(base32_len(len(digest)) - 1, -1, -1))
 
 
 def from_base32(text: str, size: int) -> bytes:

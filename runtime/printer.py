@@ -14,8 +14,8 @@ import re
 from .values import Attrs, CStr, Lambda, NixPath, PrimOp, PrimOpApp, Thunk
 
 _IDENT = re.compile(r"[a-zA-Z_][a-zA-Z0-9_'-]*\Z")
-_KEYWORDS = frozenset({"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit",
-                       "or"})
+# `or` is a keyword only after a selection, so Nix prints it bare as an attribute name.
+_KEYWORDS = frozenset({"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit"})
 
 
 def quote_string(s: str) -> str:

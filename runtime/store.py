@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import shutil
 import sqlite3
 import stat
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -65,6 +65,9 @@ create table if not exists DerivationOutputs (
 );
 create index if not exists IndexDerivationOutputs on DerivationOutputs(path);
 """
+
+
+_tmp_counter = itertools.count()
 
 
 class StoreError(Exception):
@@ -172,15 +175,19 @@ class LocalStore:
         # References of paths computed but not written (read-only mode), for closures.
         self._unwritten_refs: dict[str, set[str]] = {}
         self._local = threading.local()
+        self._dirs_ready = False
 
     # -- set-up -----------------------------------------------------------------------------
 
     def _ensure_dirs(self) -> None:
+        if self._dirs_ready:
+            return
         for d in (self.real_dir, os.path.join(self.state_dir, "db"),
                   os.path.join(self.state_dir, "locks"),
                   os.path.join(self.state_dir, "gcroots", "auto"),
                   os.path.join(self.state_dir, "log")):
             os.makedirs(d, exist_ok=True)
+        self._dirs_ready = True
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -325,59 +332,71 @@ class LocalStore:
         """Record several paths as valid in one transaction; they may refer to each other."""
         conn = self.db
         with self._transaction(conn):
-            ids = {}
-            for info in infos:
-                conn.execute(
-                    "insert or replace into ValidPaths (path, hash, registrationTime, deriver, "
-                    "narSize, ultimate, ca) values (?, ?, ?, ?, ?, ?, ?)",
-                    (info.path, f"{info.nar_hash.algo}:{info.nar_hash.base16()}",
-                     info.registration_time or int(time.time()), info.deriver,
-                     info.nar_size, 1, info.ca))
-                (ids[info.path],) = conn.execute("select id from ValidPaths where path = ?",
-                                                 (info.path,)).fetchone()
-            for info in infos:
-                pid = ids[info.path]
-                conn.execute("delete from Refs where referrer = ?", (pid,))
-                for ref in info.references:
-                    row = conn.execute("select id from ValidPaths where path = ?",
-                                       (ref,)).fetchone()
-                    if row is None:
-                        raise StoreError(f"cannot register '{info.path}': its reference "
-                                         f"'{ref}' is not valid")
-                    conn.execute("insert or ignore into Refs (referrer, reference) "
-                                 "values (?, ?)", (pid, row[0]))
-                if info.path.endswith(".drv"):
-                    drv = self.read_derivation(info.path)
-                    for name, out in drv.outputs.items():
-                        conn.execute("insert or replace into DerivationOutputs (drv, id, path) "
-                                     "values (?, ?, ?)", (pid, name, out.path))
+            self._insert(conn, infos)
+
+    def _insert(self, conn, infos: list[PathInfo]) -> None:
+        ids = {}
+        for info in infos:
+            conn.execute(
+                "insert into ValidPaths (path, hash, registrationTime, deriver, narSize, "
+                "ultimate, ca) values (?, ?, ?, ?, ?, ?, ?) on conflict(path) do update set "
+                "hash = excluded.hash, registrationTime = excluded.registrationTime, "
+                "deriver = excluded.deriver, narSize = excluded.narSize, ca = excluded.ca",
+                (info.path, f"{info.nar_hash.algo}:{info.nar_hash.base16()}",
+                 info.registration_time or int(time.time()), info.deriver,
+                 info.nar_size, 1, info.ca))
+            (ids[info.path],) = conn.execute("select id from ValidPaths where path = ?",
+                                             (info.path,)).fetchone()
+        for info in infos:
+            pid = ids[info.path]
+            conn.execute("delete from Refs where referrer = ?", (pid,))
+            for ref in info.references:
+                row = conn.execute("select id from ValidPaths where path = ?",
+                                   (ref,)).fetchone()
+                if row is None:
+                    raise StoreError(f"cannot register '{info.path}': its reference "
+                                     f"'{ref}' is not valid")
+                conn.execute("insert or ignore into Refs (referrer, reference) "
+                             "values (?, ?)", (pid, row[0]))
+            if info.path.endswith(".drv"):
+                drv = self.read_derivation(info.path)
+                for name, out in drv.outputs.items():
+                    conn.execute("insert or replace into DerivationOutputs (drv, id, path) "
+                                 "values (?, ?, ?)", (pid, name, out.path))
 
     def _install(self, path: str, write: Callable[[str], None], references: set[str],
                  deriver: str | None = None, ca: str | None = None) -> str:
-        """Write a store object with `write(tmp_real_path)` unless it is already valid."""
+        """Write a store object with `write(tmp_real_path)` unless it is already valid.
+
+        The object is written and hashed under a temporary name; then, inside one database
+        write transaction (which serialises installers across processes), it is moved into
+        place and registered unless someone else registered it meanwhile."""
         if self.read_only:
             if not self.is_valid(path):
                 self._unwritten_refs[path] = set(references)
             return path
         if self.is_valid(path):
             return path
-        with self.lock_path(path):
-            if self.is_valid(path):
-                return path
-            real = self.real(path)
-            if os.path.lexists(real):
-                remove_tree(real)  # a leftover of an interrupted write: never registered
-            tmp_dir = tempfile.mkdtemp(prefix=".tmp-", dir=self.real_dir)
-            try:
-                tmp = os.path.join(tmp_dir, "x")
-                write(tmp)
-                canonicalise(tmp)
-                digest, size = nar_hash(tmp)
-                move_into_store(tmp, real)
-            finally:
-                remove_tree(tmp_dir)
-            self.register(PathInfo(path, Hash("sha256", digest), size, set(references),
-                                   deriver, ca=ca))
+        self._ensure_dirs()
+        tmp = os.path.join(self.real_dir,
+                           f".tmp-{os.getpid()}-{next(_tmp_counter)}-{os.path.basename(path)}")
+        try:
+            write(tmp)
+            canonicalise(tmp)
+            digest, size = nar_hash(tmp)
+            info = PathInfo(path, Hash("sha256", digest), size, set(references), deriver, ca=ca)
+            conn = self.db
+            with self._transaction(conn):
+                if conn.execute("select 1 from ValidPaths where path = ?",
+                                (path,)).fetchone() is None:
+                    real = self.real(path)
+                    if os.path.lexists(real):
+                        remove_tree(real)  # left by an interrupted write: never registered
+                    move_into_store(tmp, real)
+                    self._insert(conn, [info])
+        finally:
+            if os.path.lexists(tmp):
+                remove_tree(tmp)
         return path
 
     def add_text(self, name: str, text: str | bytes, references: Iterable[str] = ()) -> str:
@@ -438,15 +457,26 @@ class LocalStore:
     # -- removing ---------------------------------------------------------------------------
 
     def delete_path(self, path: str) -> None:
-        """Remove a valid path that nothing valid refers to (the caller checks roots)."""
+        """Remove a valid path that nothing valid refers to (the caller checks roots). The
+        files are moved aside inside the transaction that unregisters the path, so no
+        concurrent writer can see the path invalid while its old files are still in place."""
         with self.lock_path(path):
-            others = self.referrers(path) - {path}
-            if others:
-                raise StoreError(f"cannot delete path '{path}' since it is still alive "
-                                 f"(referenced by '{sorted(others)[0]}')")
+            trash = None
             with self.transaction() as conn:
+                others = self.referrers(path) - {path}
+                if others:
+                    raise StoreError(f"cannot delete path '{path}' since it is still alive "
+                                     f"(referenced by '{sorted(others)[0]}')")
                 conn.execute("delete from ValidPaths where path = ?", (path,))
-            remove_tree(self.real(path))
+                real = self.real(path)
+                if os.path.lexists(real):
+                    trash = os.path.join(self.real_dir,
+                                         f".trash-{os.getpid()}-{next(_tmp_counter)}")
+                    if os.path.isdir(real) and not os.path.islink(real):
+                        os.chmod(real, 0o755)
+                    os.rename(real, trash)
+            if trash is not None:
+                remove_tree(trash)
 
 
 def _copy_tree(src: str, dest: str, path_filter) -> None:

@@ -146,7 +146,8 @@ def test_killed_writer_leaves_no_valid_partial_path(tmp_path):
     while time.monotonic() < deadline and proc.is_alive():
         names = os.listdir(store.real_dir) if os.path.isdir(store.real_dir) else []
         tmps = [n for n in names if n.startswith(".tmp")]
-        if tmps and os.path.exists(os.path.join(store.real_dir, tmps[0], "x", "d03")):
+        # The object is written under a temporary name (".tmp-…") next to its final place.
+        if tmps and os.path.exists(os.path.join(store.real_dir, tmps[0], "d03")):
             partial = tmps[0]
             break
         time.sleep(0.001)
