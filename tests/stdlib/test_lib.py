@@ -109,9 +109,15 @@ NIX = shutil.which("nix-instantiate")
 
 @functools.lru_cache(maxsize=None)
 def nix_results() -> tuple[str, ...]:
-    """Run every case through Nix, many per process; a failing case ends a process, and the
-    next one carries on after it."""
-    exprs = [wrap(expr) for _, expr, _ in CASES]
+    return nix_batch(tuple(expr for _, expr, _ in CASES))
+
+
+def nix_batch(exprs: tuple[str, ...]) -> tuple[str, ...]:
+    """Run case expressions through Nix, many per process; a failing case ends a process, and
+    the next one carries on after it."""
+    if NIX is None:
+        return ()
+    exprs = [wrap(expr) for expr in exprs]
     results: list[str] = []
     env = dict(os.environ, NIX_PATH="")
     env.pop("IN_NIX_SHELL", None)
@@ -150,15 +156,83 @@ def test_enough_cases():
 
 
 def test_lib_has_the_documented_functions():
-    """Every function the reference (docs/lib.md) lists is in `lib` under that name."""
-    from gen_lib_docs import collect
+    """Every function the reference (docs/lib.md) lists is in `lib` where it says."""
+    from gen_lib_docs import NOT_MERGED, SECTIONS, collect
+    checks = []
+    for section, entries in collect().items():
+        attr = SECTIONS[section]
+        for e in entries:
+            checks.append(f'(if lib.{attr} ? "{e.name}" then [ ] else [ "{attr}.{e.name}" ])')
+            if section not in NOT_MERGED:
+                checks.append(f'(if lib ? "{e.name}" then [ ] else [ "{e.name}" ])')
+    text = f"let lib = import {LIB}; in builtins.concatLists [ {' '.join(checks)} ]"
     state = dtx_evaluator()
-    names = [entry.name for entries in collect().values() for entry in entries]
-    listing = " ".join(f'"{n}"' for n in names)
-    text = f"let lib = import {LIB}; in builtins.filter (n: !(lib ? ${{n}})) [ {listing} ]"
 
     def run():
         value = state.eval_string(text, HERE)
         deep_force(value)
         return print_value(value, strict=True)
     assert run_deep(run) == "[ ]"
+
+
+def test_every_binding_is_documented():
+    from gen_lib_docs import undocumented
+    assert undocumented() == []
+
+
+def test_docs_are_up_to_date():
+    """docs/lib.md is what gen_lib_docs.py generates (rerun it after editing a doc comment)."""
+    from gen_lib_docs import DOC_PATH, render
+    with open(DOC_PATH, encoding="utf-8") as f:
+        assert f.read() == render()
+
+
+# -- the examples of the doc comments -----------------------------------------------------------
+
+# Examples that name files or store paths that do not exist: illustration only.
+PLACEHOLDER_EXAMPLES = {"toDerivation", "importJSON", "importTOML", "readPathsFromFile",
+                        "fileContents", "addContextFrom"}
+
+
+def doc_examples() -> list[tuple[str, str, str]]:
+    """Return (id, expression, expected) for each `expr` / `=> value` pair of every example."""
+    from gen_lib_docs import SECTIONS, collect
+    out = []
+    for section, entries in collect().items():
+        for e in entries:
+            if e.name in PLACEHOLDER_EXAMPLES:
+                continue
+            expr: list[str] = []
+            n = 0
+            for line in e.example.splitlines():
+                if line.lstrip().startswith("=> "):
+                    n += 1
+                    out.append((f"{SECTIONS[section]}.{e.name}.{n}", "\n".join(expr),
+                                line.lstrip()[3:]))
+                    expr = []
+                elif line.strip():
+                    expr.append(line)
+    return out
+
+
+EXAMPLES = doc_examples()
+
+
+def wrap_example(expr: str) -> str:
+    return f"with lib; with lib.versions;\n{expr}"
+
+
+@functools.lru_cache(maxsize=None)
+def example_results() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    dtx = run_deep(lambda: tuple(run_dtx(wrap_example(x)) for _, x, _ in EXAMPLES))
+    return dtx, nix_batch(tuple(wrap_example(x) for _, x, _ in EXAMPLES))
+
+
+@pytest.mark.parametrize("index", range(len(EXAMPLES)), ids=[i for i, _, _ in EXAMPLES])
+def test_doc_example(index):
+    """Each documented example gives its documented result under dtx (and Nix, when present)."""
+    case_id, expr, expected = EXAMPLES[index]
+    dtx, nix = example_results()
+    assert dtx[index] == expected, f"{case_id}: {expr}\n  dtx: {dtx[index]!r}"
+    if NIX is not None:
+        assert nix[index] == expected, f"{case_id}: {expr}\n  nix: {nix[index]!r}"
