@@ -30,6 +30,7 @@ SECTIONS = {
     "versions": "versions",
     "debug": "debug",
     "asserts": "asserts",
+    "meta": "meta",
 }
 # Sections whose functions are not merged into the top level of `lib` (as in nixpkgs).
 NOT_MERGED = {"versions"}
