@@ -201,3 +201,61 @@ def _http_server(files: dict[str, bytes]):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
+
+
+def test_keep_failed_keeps_the_build_directory(dtx):
+    dtx.write("default.nix", PRELUDE + """
+    mk "kept" "echo partial > /build/note; exit 1"
+    """)
+    r = dtx.run("build", "--keep-failed")
+    assert r.returncode == 1
+    kept = [line.split("'")[1] for line in r.stderr.splitlines()
+            if "keeping build directory" in line]
+    assert kept, r.stderr
+    assert (Path(kept[0]) / "note").read_text() == "partial\n"
+
+
+def test_timeout_and_silence_limits_kill_the_builder(dtx):
+    dtx.write("default.nix", PRELUDE + 'mk "slow" "busybox sleep 60; echo > $out"')
+    r = dtx.run("build", "--timeout", "1")
+    assert r.returncode == 1 and "timed out after 1 seconds" in r.stderr
+    r = dtx.run("build", "--max-silent-time", "1")
+    assert r.returncode == 1 and "was silent for more than 1 seconds" in r.stderr
+
+
+def test_check_rebuilds_and_compares(dtx):
+    dtx.write("same.nix", PRELUDE + 'mk "same" "echo fixed > $out"')
+    dtx.write("random.nix", PRELUDE + """
+    mk "random" "busybox head -c 16 /dev/urandom | busybox od -x > $out"
+    """)
+    dtx.run("build", "same.nix", check=True)
+    assert dtx.run("build", "same.nix", "--check").returncode == 0
+    dtx.run("build", "random.nix", check=True)
+    r = dtx.run("build", "random.nix", "--check")
+    assert r.returncode == 1 and "may not be deterministic" in r.stderr
+
+
+# Signalling is the same whoever owns the build; run it in the root variant only.
+@pytest.mark.parametrize("dtx", ["root"], indirect=True)
+def test_interrupted_build_leaves_the_store_consistent(dtx):
+    import signal
+    import subprocess
+    import sys
+    import time
+    dtx.write("default.nix", PRELUDE + 'mk "interrupted" "busybox sleep 60; echo > $out"')
+    env = dict(os.environ, DTX_HOME=str(dtx.home))
+    proc = subprocess.Popen([sys.executable, "-m", "dtx.runtime.cli.build"], cwd=dtx.workdir,
+                            env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    builds = dtx.home / "nix" / "var" / "nix" / "builds"
+    while time.monotonic() < deadline and not (builds.exists() and any(builds.iterdir())):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert not any(builds.iterdir()), "the scratch directory was left behind"
+    leftover = subprocess.run(["pgrep", "-f", "busybox sleep 60"], capture_output=True)
+    assert leftover.returncode == 1, "the builder outlived the interrupted dtx-build"
+    verify = dtx.run("store", "--verify", "--check-contents")
+    assert verify.returncode == 0, verify.stderr
