@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .derivation import Derivation
+from .eval import on_interrupt
 from .hashes import Hash, hash_bytes, to_base32
 from .nar import dump_flat_hash, nar_hash
 from .refscan import scan_references
@@ -416,6 +417,9 @@ def kill_running_builds() -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+on_interrupt(kill_running_builds)
 
 
 def _kill(proc: subprocess.Popen) -> None:

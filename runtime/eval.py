@@ -12,6 +12,7 @@ limit, and turns Python's RecursionError into Nix's "stack overflow" error.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import threading
@@ -30,8 +31,27 @@ _RECURSION_LIMIT = 600_000
 _THREAD_STACK = 4 << 30
 
 
+_interrupt_hooks: list[Callable[[], None]] = []
+
+
+def on_interrupt(hook: Callable[[], None]) -> None:
+    """Register a function run when the user interrupts a `run_deep` computation (Ctrl-C),
+    e.g. to kill builder processes the computation is waiting for."""
+    _interrupt_hooks.append(hook)
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    """Raise KeyboardInterrupt inside `thread` (at its next Python instruction) and run the
+    interrupt hooks so that whatever it waits for returns."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                               ctypes.py_object(KeyboardInterrupt))
+    for hook in _interrupt_hooks:
+        hook()
+
+
 def run_deep(fn: Callable):
-    """Run `fn()` on a thread with a deep stack; return its result or raise its exception."""
+    """Run `fn()` on a thread with a deep stack; return its result or raise its exception.
+    Ctrl-C interrupts the computation itself, which cleans up before the interrupt returns."""
     result: dict = {}
 
     def target():
@@ -52,8 +72,14 @@ def run_deep(fn: Callable):
     finally:
         threading.stack_size(old_size)
     try:
-        while thread.is_alive():
-            thread.join(0.1)
+        try:
+            while thread.is_alive():
+                thread.join(0.1)
+        except KeyboardInterrupt:
+            _interrupt(thread)
+            while thread.is_alive():
+                thread.join(0.1)
+            raise
     finally:
         sys.setrecursionlimit(old_limit)
     if "error" in result:
