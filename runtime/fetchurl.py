@@ -109,6 +109,12 @@ def expand_mirrors(url: str, mirrors: dict[str, list[str]]) -> list[str]:
         return [url]
     name, _, rest = url[len("mirror://"):].partition("/")
     bases = mirrors.get(name)
+    if not bases and name in ("debian", "debian-security"):
+        from .debian import mirror  # the host's archive, decided at build time
+        try:
+            return mirror.expand(url)
+        except mirror.MirrorError as e:
+            raise FetchError(str(e)) from None
     if not bases:
         raise FetchError(f"unknown mirror 'mirror://{name}' in '{url}'")
     return [base.rstrip("/") + "/" + rest for base in bases]
