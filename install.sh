@@ -26,3 +26,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+# Byte-compile the sources now: with PYTHONDONTWRITEBYTECODE set, every command would otherwise
+# compile them again at start-up.
+.venv/bin/python -m compileall -q lang runtime stdlib vm >/dev/null

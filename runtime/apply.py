@@ -20,6 +20,9 @@ def call(f, arg):
     """Apply the forced function value `f` to `arg` (a value or thunk); return the forced result."""
     t = type(f)
     if t is Lambda:
+        body = f.body
+        if body is not None:
+            return body([f.env, arg])
         return f.call(f.env, arg)
     if t is PrimOp:
         if f.arity == 1:

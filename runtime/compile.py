@@ -20,7 +20,7 @@ from .errors import AssertionFailed, EvalError, InfiniteRecursion, StackOverflow
 from .operators import (add, canon_path, coerce_to_string, concat_lists, div, equal, less_than,
                         mul, sub, update)
 from .operators import INT_MAX, INT_MIN
-from .values import Attrs, Lambda, NixPath, Thunk, make_string, type_error
+from .values import Attrs, Lambda, NixPath, PrimOp, Thunk, make_string, type_error
 
 _MISSING = object()
 _MAX_TRACE = 64
@@ -507,8 +507,24 @@ class Compiler:
                     raise
             return call1
 
+        nargs = len(args)
+
         def call_(env):
             f = fn(env)
+            if type(f) is PrimOp and f.arity == nargs and not f.lazy:
+                # A builtin applied to all its arguments at once (`builtins.bitAnd x 1`):
+                # no partial applications.
+                try:
+                    values = []
+                    for a in args:
+                        v = a(env)
+                        if type(v) is Thunk:
+                            v = v.value if v.code is None else v.force()
+                        values.append(v)
+                    return f.fn(*values)
+                except EvalError as e:
+                    _trace_call(e, f, span)
+                    raise
             try:
                 for a in args:
                     if type(f) is Lambda:
@@ -710,6 +726,19 @@ class Compiler:
                 except EvalError as e:
                     raise e.at(span)
             return lt
+        if op == "*":
+            def times(env):
+                a = left(env)
+                b = right(env)
+                if type(a) is int and type(b) is int:
+                    c = a * b
+                    if INT_MIN <= c <= INT_MAX:
+                        return c
+                try:
+                    return mul(a, b)
+                except EvalError as e:
+                    raise e.at(span)
+            return times
         binary = {
             "*": mul, "/": div, "++": concat_lists, "//": update,
             "<": less_than, ">": lambda a, b: less_than(b, a),

@@ -18,28 +18,13 @@ _IDENT = re.compile(r"[a-zA-Z_][a-zA-Z0-9_'-]*\Z")
 _KEYWORDS = frozenset({"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit"})
 
 
+_NEEDS_ESCAPE = re.compile(r'["\\\n\r\t]|\$\{')
+_ESCAPE = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "${": "\\${"}
+
+
 def quote_string(s: str) -> str:
     """Quote a string as a Nix string literal, escaping `"`, `\\`, newlines, tabs and `${`."""
-    out = ['"']
-    i, n = 0, len(s)
-    while i < n:
-        c = s[i]
-        if c == '"' or c == "\\":
-            out.append("\\" + c)
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\r":
-            out.append("\\r")
-        elif c == "\t":
-            out.append("\\t")
-        elif c == "$" and i + 1 < n and s[i + 1] == "{":
-            out.append("\\${")
-            i += 1
-        else:
-            out.append(c)
-        i += 1
-    out.append('"')
-    return "".join(out)
+    return '"' + _NEEDS_ESCAPE.sub(lambda m: _ESCAPE[m.group()], s) + '"'
 
 
 def attr_name(name: str) -> str:

@@ -101,7 +101,7 @@ def intersect_attrs(e1, e2):
         d = {k: v for k, v in d2.items() if k in d1}
     pos = e2.pos
     if pos is not None:
-        pos = {k: p for k, p in pos.items() if k in d}
+        pos = {k: pos[k] for k in d if k in pos}
     return Attrs(d, pos)
 
 

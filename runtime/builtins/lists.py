@@ -49,7 +49,11 @@ def _call2(env):
 def _caller(f):
     """Return a Python function calling the forced Nix function `f` on one argument."""
     if type(f) is Lambda:
-        fcall, fenv = f.call, f.env
+        fenv = f.env
+        body = f.body
+        if body is not None:
+            return lambda x: body([fenv, x])
+        fcall = f.call
         return lambda x: fcall(fenv, x)
     return lambda x: call(f, x)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import math
 import sys
-import tomllib
 
 from ..errors import EvalError
 from ..values import Attrs, want_string
@@ -58,6 +57,7 @@ def _to_nix(v):
 
 def from_toml(text: str):
     """Parse a TOML document into a Nix set."""
+    import tomllib  # imported on first use: it compiles a dozen regexes, a cost for start-up
     try:
         return _to_nix(tomllib.loads(text, parse_float=_parse_float))
     except tomllib.TOMLDecodeError as e:
