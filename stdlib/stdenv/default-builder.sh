@@ -1,0 +1,3 @@
+# The builder of every `stdenv.mkDerivation` without a `builder` of its own.
+. "$stdenv/setup"
+genericBuild
