@@ -87,19 +87,6 @@ def copy_path_to_store(state, path: str) -> str:
 
 # -- derivations ----------------------------------------------------------------------------------
 
-def _closure_of_drv(store, drv_path: str) -> set[str]:
-    """The closure of a `.drv` file: itself, its sources and input derivations, recursively."""
-    seen: set[str] = set()
-    todo = [drv_path]
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        todo.extend(store.references(p))
-    return seen
-
-
 @builtin("derivationStrict", 1, state=True)
 def derivation_strict(state, attrs):
     """`derivationStrict attrs`
@@ -189,7 +176,7 @@ def _derivation_strict(state, store, d: dict, drv_name: str) -> Attrs:
     for c in ctx:
         if c.startswith("="):
             path = c[1:]
-            for p in _closure_of_drv(store, path):
+            for p in store.closure([path]):
                 drv.input_srcs.add(p)
                 if p.endswith(".drv"):
                     drv.input_drvs[p] = set(store.read_derivation(p).outputs)
