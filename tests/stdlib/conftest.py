@@ -49,7 +49,8 @@ class Store:
         """Build several attributes of a file at once; return attribute → output path."""
         args = [a for attr in attrs for a in ("-A", attr)]
         self.build(file, *args)
-        expr = "f: builtins.listToAttrs (map (n: { name = n; value = (f.${n}).outPath; }) [ %s ])"
+        expr = ("f: let lib = import <dtx/lib>; in builtins.listToAttrs (map (n: { name = n; "
+                "value = (lib.getAttrFromPath (lib.splitString \".\" n) f).outPath; }) [ %s ])")
         names = " ".join(json.dumps(a) for a in attrs)
         r = self.run("instantiate", "--eval", "--strict", "--json", "-E",
                      f"({expr % names}) (import ./{file})", check=True)
