@@ -95,11 +95,12 @@ class Var(Node):
     `index` its slot there; `level is None` means a dynamic lookup in the enclosing `with` scopes
     (`with_levels` lists how many scopes up each enclosing `with` is, innermost first)."""
 
-    __slots__ = ("name", "level", "index", "with_levels")
+    __slots__ = ("name", "level", "index", "with_levels", "is_global")
 
     def __init__(self, span: Span, name: str):
         self.span, self.name = span, name
         self.level = self.index = self.with_levels = None
+        self.is_global = False  # bound in the outermost scope (the builtins)
 
 
 class Select(Node):

@@ -86,6 +86,7 @@ class _Resolver:
                 if index is not None:
                     node.level = level
                     node.index = index
+                    node.is_global = s.parent is None
                     return
             s = s.parent
             level += 1

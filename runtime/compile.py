@@ -82,6 +82,9 @@ class Compiler:
         if t is ast.Path and len(node.parts) == 1 and type(node.parts[0]) is str:
             return _const(NixPath(node.parts[0]))
         if t is ast.Var and node.level is not None:
+            value = self.global_value(node)
+            if value is not _MISSING:
+                return _const(value)
             level, index = node.level, node.index
             if level == 0:
                 return lambda env: env[index]
@@ -168,10 +171,22 @@ class Compiler:
 
     # -- variables ------------------------------------------------------------------------------
 
+    def global_value(self, node):
+        """The value of a variable bound in the outermost scope, if it is known now: globals
+        (the builtins) never change once evaluation starts, so they are constants."""
+        if type(node) is ast.Var and node.is_global:
+            v = self.state.base_env[node.index]
+            if type(v) is not Thunk:
+                return v
+        return _MISSING
+
     def c_Var(self, node: ast.Var):
         span = node.span
         if node.level is None:
             return self._dynamic_var(node)
+        value = self.global_value(node)
+        if value is not _MISSING:
+            return _const(value)
         level, index = node.level, node.index
         if level == 0:
             def code(env):
@@ -246,6 +261,13 @@ class Compiler:
         return get
 
     def c_Select(self, node: ast.Select):
+        # `builtins.name`: a constant, looked up once here rather than at every use.
+        base = self.global_value(node.expr)
+        if (type(base) is Attrs and node.default is None and len(node.path) == 1
+                and type(node.path[0]) is str):
+            value = base.d.get(node.path[0], _MISSING)
+            if value is not _MISSING and type(value) is not Thunk:
+                return _const(value)
         expr = self.strict(node.expr)
         names = [(n, self._attr_name(n)) for n in node.path]
         default = self.strict(node.default) if node.default is not None else None
