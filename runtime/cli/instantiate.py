@@ -47,8 +47,9 @@ def _run(args) -> int:
                 # nix-instantiate ends JSON output without a newline.
                 print(_format(state, value, args), end="" if args.json else "\n")
                 continue
-            for drv_path in dict.fromkeys(d for d, _ in derivation_outputs_of(value)):
-                print(drv_path)
+            # As nix-instantiate does, an output other than `out` is named after a `!`.
+            for drv_path, output in dict.fromkeys(derivation_outputs_of(value)):
+                print(drv_path if output == "out" else f"{drv_path}!{output}")
     return 0
 
 
