@@ -140,7 +140,7 @@ class Hash:
             except (ValueError, TypeError):
                 raise ValueError(f"invalid SRI hash '{text}'") from None
             if len(digest) != HASH_SIZES[sri_algo]:
-                raise ValueError(f"invalid SRI hash '{text}'")
+                raise ValueError(f"invalid SRI hash '{b64}'")
             return cls(sri_algo, digest)
         if prefixed is not None:
             if prefixed not in HASH_SIZES:
