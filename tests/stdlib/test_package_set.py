@@ -4,6 +4,8 @@ arguments, overlays and the fixed point, `extend`, `callPackage` and `.override`
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,29 @@ def test_placeholders_for_later_libraries(store):
             assert r.returncode == 0, r.stderr
         else:
             assert r.returncode != 0 and "not available yet" in r.stderr
+
+
+DIFFERENTIAL = """
+let pkgs = import %s { }; inherit (pkgs) lib; in [
+  (pkgs.runCommand "rc" { a = 1; } "echo $a > $out")
+  (pkgs.writeShellScriptBin "greet" "echo hi")
+  (pkgs.writeReferencesToFile (pkgs.writeText "t" "t"))
+  (pkgs.symlinkJoin { name = "j"; paths = [ (pkgs.writeTextDir "a" "a") ]; })
+  (pkgs.buildEnv { name = "e"; paths = [ (lib.hiPrio (pkgs.writeTextDir "a" "a")) ]; })
+  (pkgs.linkFarm "f" { x = pkgs.emptyFile; })
+  (pkgs.fetchurl { url = "http://127.0.0.1/x.tar.gz"; sha256 = "%s"; })
+  (pkgs.stdenv.mkDerivation { pname = "p"; version = "1"; outputs = [ "out" "dev" ];
+     doCheck = true; buildInputs = [ null ]; passthru.x = 1; meta.y = 2; buildCommand = ""; })
+]
+"""
+
+
+@pytest.mark.skipif(not shutil.which("nix-instantiate"), reason="Nix is not installed")
+def test_same_derivations_as_nix(store):
+    """Nix evaluates the stdlib to the same .drv paths (Nix reads the files by full name)."""
+    expr = DIFFERENTIAL % (STDLIB / "default.dtx", "0" * 52)
+    ours = store.run("instantiate", "-E", expr, check=True).stdout.split()
+    theirs = subprocess.run(["nix-instantiate", "-E", expr], capture_output=True, text=True,
+                            timeout=300)
+    assert theirs.returncode == 0, theirs.stderr
+    assert ours == theirs.stdout.split()
