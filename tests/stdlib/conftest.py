@@ -35,7 +35,7 @@ class Store:
         env["DTX_HOME"] = str(self.home)
         result = subprocess.run([sys.executable, "-m", f"dtx.runtime.cli.{command}", *args],
                                 cwd=cwd or self.workdir, env=env, capture_output=True,
-                                text=True, timeout=600)
+                                text=True, timeout=600, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"dtx-{command} {' '.join(args)} failed:\n{result.stderr}")
         return result
@@ -77,5 +77,5 @@ def store():
     workdir = base / "work"
     workdir.mkdir()
     yield Store(base / "home", workdir)
-    subprocess.run(["chmod", "-R", "u+w", str(base)])
+    subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)
     shutil.rmtree(base, ignore_errors=True)

@@ -163,6 +163,6 @@ def test_same_derivations_as_nix(store):
     expr = DIFFERENTIAL % (STDLIB / "default.dtx", "0" * 52)
     ours = store.run("instantiate", "-E", expr, check=True).stdout.split()
     theirs = subprocess.run(["nix-instantiate", "-E", expr], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, check=False)
     assert theirs.returncode == 0, theirs.stderr
     assert ours == theirs.stdout.split()

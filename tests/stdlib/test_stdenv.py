@@ -5,7 +5,6 @@ outputs, and the Nix-side attributes (name, passthru, meta, overrideAttrs)."""
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 
 import pytest

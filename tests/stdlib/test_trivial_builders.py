@@ -3,11 +3,11 @@ fetchurl, through dtx-build with the package set `import <dtx> { }`."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import os
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -127,7 +127,6 @@ def read(store, path: str) -> str:
 def test_run_command(store, built):
     assert read(store, built["rc"]) == "hello world\n"
     assert read(store, built["rcLocal"] + "/file") == "local\n"
-    assert store.eval('(import <dtx> { }).runCommandLocal "x" { } "" ', ) is not None
     flags = store.eval('let d = (import <dtx> { }).runCommandLocal "x" { } ""; in '
                        '[ d.preferLocalBuild d.allowSubstitutes ]')
     assert flags == [True, False]
@@ -267,10 +266,13 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sri_sha256(data: bytes) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
 def test_fetchurl_with_the_right_hash(store, server):
     base, files = server
-    sri = "sha256-" + __import__("base64").b64encode(
-        hashlib.sha256(files["/hello.txt"]).digest()).decode()
+    sri = sri_sha256(files["/hello.txt"])
     store.write("fetch-ok.nix", f"""
       let pkgs = import <dtx> {{ }}; in {{
         hex = pkgs.fetchurl {{ url = "{base}/hello.txt?x=1"; sha256 = "{sha256(files['/hello.txt'])}"; }};
@@ -312,6 +314,5 @@ def test_fetchurl_with_a_wrong_hash(store, server):
     assert r.returncode != 0
     assert "hash mismatch" in r.stderr
     assert "specified: sha256-AAAAAAAA" in r.stderr
-    right = "sha256-" + __import__("base64").b64encode(
-        hashlib.sha256(files["/hello.txt"]).digest()).decode()
+    right = sri_sha256(files["/hello.txt"])
     assert "got:" in r.stderr and right in r.stderr.split("got:")[1]
