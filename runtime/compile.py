@@ -17,9 +17,8 @@ from ..lang import ast
 from ..lang.resolve import lambda_slots
 from .apply import call
 from .errors import AssertionFailed, EvalError, InfiniteRecursion, StackOverflow, ThrownError
-from .operators import (add, canon_path, coerce_to_string, concat_lists, div, equal, less_than,
-                        mul, sub, update)
-from .operators import INT_MAX, INT_MIN
+from .operators import (INT_MAX, INT_MIN, OperandError, add, canon_path, coerce_to_string,
+                        concat_lists, div, equal, less_than, mul, sub, update)
 from .values import Attrs, Lambda, NixPath, PrimOp, Thunk, make_string, type_error
 
 _MISSING = object()
@@ -447,7 +446,7 @@ class Compiler:
         cond = self.strict(node.cond)
         then = self.strict(node.then)
         else_ = self.strict(node.else_)
-        span = node.cond.span
+        span = node.span
 
         def if_(env):
             c = cond(env)
@@ -561,7 +560,7 @@ class Compiler:
 
     # -- operators ------------------------------------------------------------------------------
 
-    def _int_constant_op(self, op: str, left, k: int, span):
+    def _int_constant_op(self, op: str, left, k: int, span, lspan=None, rspan=None):
         """Specialise `e OP k` for an integer literal `k` (`n - 1`, `n < 2`, `n == 0`): the
         shapes that dominate recursive functions. Returns None for other operators."""
         state = self.state
@@ -593,6 +592,8 @@ class Compiler:
                         return c
                 try:
                     return add(state, a, k)
+                except OperandError as e:
+                    raise e.at(rspan if e.operand else lspan)
                 except EvalError as e:
                     raise e.at(span)
             return plus_k
@@ -659,40 +660,40 @@ class Compiler:
             def and_(env):
                 a = left(env)
                 if type(a) is not bool:
-                    raise type_error(a, "a Boolean").at(lspan)
+                    raise type_error(a, "a Boolean").at(span)
                 if not a:
                     return False
                 b = right(env)
                 if type(b) is not bool:
-                    raise type_error(b, "a Boolean").at(rspan)
+                    raise type_error(b, "a Boolean").at(span)
                 return b
             return and_
         if op == "||":
             def or_(env):
                 a = left(env)
                 if type(a) is not bool:
-                    raise type_error(a, "a Boolean").at(lspan)
+                    raise type_error(a, "a Boolean").at(span)
                 if a:
                     return True
                 b = right(env)
                 if type(b) is not bool:
-                    raise type_error(b, "a Boolean").at(rspan)
+                    raise type_error(b, "a Boolean").at(span)
                 return b
             return or_
         if op == "->":
             def impl(env):
                 a = left(env)
                 if type(a) is not bool:
-                    raise type_error(a, "a Boolean").at(lspan)
+                    raise type_error(a, "a Boolean").at(span)
                 if not a:
                     return True
                 b = right(env)
                 if type(b) is not bool:
-                    raise type_error(b, "a Boolean").at(rspan)
+                    raise type_error(b, "a Boolean").at(span)
                 return b
             return impl
         if type(node.right) is ast.Int:
-            fast = self._int_constant_op(op, left, node.right.value, span)
+            fast = self._int_constant_op(op, left, node.right.value, span, lspan, rspan)
             if fast is not None:
                 return fast
         if op == "==":
@@ -721,6 +722,8 @@ class Compiler:
                         return c
                 try:
                     return add(state, a, b)
+                except OperandError as e:
+                    raise e.at(rspan if e.operand else lspan)
                 except EvalError as e:
                     raise e.at(span)
             return plus

@@ -131,6 +131,16 @@ def coerce_to_string(state, v, ctx: set, coerce_more: bool = False,
     raise EvalError(f"cannot coerce {show_type(v)} to a string")
 
 
+class OperandError(EvalError):
+    """An error about one operand of a binary operator: `operand` is 0 (left) or 1 (right),
+    so the error can be reported at that operand's position, as Nix does."""
+
+    def __init__(self, error: EvalError, operand: int):
+        super().__init__(error.message, error.span)
+        self.trace = error.trace
+        self.operand = operand
+
+
 def add(state, a, b):
     """`a + b` for forced operands: numbers, paths or strings, decided by the left operand."""
     ta = type(a)
@@ -138,18 +148,27 @@ def add(state, a, b):
         tb = type(b)
         if tb is int or tb is float:
             return add_numbers(a, b)
-        raise EvalError(f"cannot add {show_type(b)} to {show_type(a)}")
+        raise OperandError(EvalError(f"cannot add {show_type(b)} to {show_type(a)}"), 1)
     if ta is NixPath:
         ctx: set = set()
-        s = coerce_to_string(state, b, ctx, copy_to_store=False)
+        try:
+            s = coerce_to_string(state, b, ctx, copy_to_store=False)
+        except EvalError as e:
+            raise OperandError(e, 1) from None
         if ctx:
             raise EvalError("a string that refers to a store path cannot be appended to a path")
         return NixPath(canon_path(a.path + s))
     if ta is str and type(b) is str:
         return a + b
     ctx = set()
-    left = coerce_to_string(state, a, ctx)
-    right = coerce_to_string(state, b, ctx)
+    try:
+        left = coerce_to_string(state, a, ctx)
+    except EvalError as e:
+        raise OperandError(e, 0) from None
+    try:
+        right = coerce_to_string(state, b, ctx)
+    except EvalError as e:
+        raise OperandError(e, 1) from None
     return make_string(left + right, ctx)
 
 
