@@ -5,6 +5,7 @@ outputs, and the Nix-side attributes (name, passthru, meta, overrideAttrs)."""
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 
 import pytest
@@ -224,3 +225,25 @@ def test_attributes(store):
     assert result[:6] == ["thing-2.0", "hi thing", "a thing", ["out"], "thing-3.0", "hi thing"]
     assert result[6:9] == [False, False, True]
     assert result[9].endswith("/bin/bash")
+
+
+@pytest.mark.skipif(not (os.path.exists("/usr/bin/busybox") or os.path.exists("/bin/busybox")),
+                    reason="the host has no busybox-static")
+def test_host_stand_in_bootstrap_with_ash(store, built):
+    """stdenv from the host's busybox alone (the fallback bootstrap): setup.sh runs under ash."""
+    (out,) = store.build("-E", """
+      let
+        lib = import <dtx/lib>;
+        host = import <dtx/stdenv/host-bootstrap.dtx> { };
+        stdenv = import <dtx/stdenv/default.dtx> {
+          inherit lib; inherit (host) busybox; bash = null; system = builtins.currentSystem;
+        };
+      in stdenv.mkDerivation {
+        name = "on-ash";
+        src = ./src;
+        patches = [ ./fix.patch ];
+        postPatch = "echo bash=$BASH_VERSION > shell";
+        installPhase = "mkdir $out; cp greeting shell $out/";
+      }""")
+    assert read(store, out + "/greeting") == "hello, patched\n"
+    assert read(store, out + "/shell") == "bash=\n"  # busybox ash, not bash
