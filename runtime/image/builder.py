@@ -1,0 +1,272 @@
+"""The `builtin:docker-image` builder: a container image from store paths, in dtx's own process.
+
+`dockerTools.buildImage` and `buildLayeredImage` (stdlib/build-support/docker) make a derivation
+with `builder = "builtin:docker-image"` and `__structuredAttrs = true`; its parameters are read
+from the derivation's `__json`:
+
+  imageName, tag       the image reference; a null tag becomes the hash part of `$out`
+  created              RFC 3339 time, "now", or null (1970-01-01T00:00:01Z)
+  architecture, os     of the image configuration
+  config               the container config (`Cmd`, `Env`, …; unknown fields are kept)
+  contents             store paths whose top-level contents are copied to the image root
+  closureRoots         store paths whose closure goes under /nix/store in the image
+  rootTar              a tar of the image root made by `extraCommands` (replaces `contents`'
+                       copy; it already holds it)
+  tarballs             tars unpacked at the image root
+  fromImage            a docker-archive to build on, with fromImageName / fromImageTag
+  layering             "single" (buildImage) or "popularity" (buildLayeredImage), maxLayers
+  compressor           none | gz | zstd: of the whole archive, or of each OCI blob
+  format               docker-archive (a file) | oci (an OCI layout directory) |
+                       root-tar (just the image root as a tar: the input of `extraCommands`)
+
+Store paths are found through the build's inputs: every path named above is a string with
+context, so the derivation lists it as an input and the scheduler has built it. The builder
+computes the closure of `closureRoots` from the store database and checks that it lies inside the
+derivation's input closure, the same set a sandboxed builder would see, so a builtin build cannot
+read anything a shell builder could not. (No `exportReferencesGraph` is needed: the builder runs
+in dtx and can ask the store directly.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from typing import Callable
+
+from . import documents as d
+from .archive import (BaseImage, Layer, merge_container_config, read_docker_archive,
+                      write_docker_archive, write_oci_layout)
+from .layers import (COMPRESSORS, LayerError, Tree, add_root_contents, add_store_paths,
+                     add_host_tree, compress, extract, make_removable, parse_created,
+                     write_tar)
+
+FORMATS = ("docker-archive", "oci", "root-tar")
+
+
+def builtin_docker_image(drv, env: dict, out: str, log: Callable[[str], None]) -> None:
+    """Build the image a `builtin:docker-image` derivation describes into `out`."""
+    from ..build import BuildError, input_paths
+    from ..store import LocalStore
+
+    if "__json" not in drv.env:
+        raise BuildError("'builtin:docker-image' needs __structuredAttrs = true")
+    params = json.loads(drv.env["__json"])
+    store_dir = env.get("NIX_STORE", "/nix/store")
+    root = _store_root(out)
+    if root is None:
+        raise BuildError("'builtin:docker-image': cannot find the store of this build")
+    store = LocalStore(root, store_dir)
+    allowed = input_paths(store, drv)
+    work = out + ".work"
+    os.makedirs(work)
+    try:
+        _build(params, drv, store, allowed, work, out, log)
+    except (LayerError, OSError, ValueError, KeyError) as e:
+        raise BuildError(f"cannot build image '{params.get('name', '?')}': {e}") from None
+    finally:
+        make_removable(work)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _store_root(out: str) -> str | None:
+    """The root of the store whose build scratch directory holds `out`."""
+    here = os.path.dirname(os.path.abspath(out))
+    while True:
+        if os.path.exists(os.path.join(here, "nix", "var", "nix", "db", "db.sqlite")):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def _checked(store, allowed: set[str], path: str, what: str) -> str:
+    """The store path `path` lies in (it may name a file inside one), checked to be an input."""
+    top = store.to_store_path(path)
+    if top not in allowed:
+        raise LayerError(f"{what} '{path}' is not an input of the derivation")
+    return top
+
+
+def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log) -> None:
+    name = params.get("imageName") or params["name"]
+    tag = params.get("tag")
+    if not tag:
+        tag = os.path.basename(drv.outputs["out"].path).split("-", 1)[0]
+    fmt = params.get("format") or "docker-archive"
+    if fmt not in FORMATS:
+        raise LayerError(f"unknown format '{fmt}' (expected one of {', '.join(FORMATS)})")
+    compressor = params.get("compressor") or "none"
+    if compressor not in COMPRESSORS:
+        raise LayerError(f"unknown compressor '{compressor}' (expected one of "
+                         f"{', '.join(COMPRESSORS)})")
+    mtime, created = parse_created(params.get("created"), time.time)
+    if params.get("created") == "now":
+        log("warning: created = \"now\" makes the image differ from build to build")
+
+    def real(path: str) -> str:
+        _checked(store, allowed, path, "path")
+        return store.real(path)
+
+    # The image root: contents (or the extraCommands tar, which holds them), then tarballs.
+    root_tree = Tree()
+    contents = [_checked(store, allowed, p, "contents path") and p
+                for p in params.get("contents") or []]
+    root_tar = params.get("rootTar")
+    if root_tar:
+        staged = os.path.join(work, "root")
+        os.mkdir(staged)
+        extract(real(root_tar), staged, log, "extraCommands result")
+        for entry in sorted(os.listdir(staged)):
+            add_host_tree(root_tree, os.path.join(staged, entry), entry)
+    elif params.get("layering") == "popularity":
+        _link_root_contents(root_tree, contents, real, log)
+    else:
+        add_root_contents(root_tree, contents, real, store.store_dir, log)
+    for i, tarball in enumerate(params.get("tarballs") or []):
+        staged = os.path.join(work, f"tarball-{i}")
+        os.mkdir(staged)
+        extract(real(tarball), staged, log, f"tarball {tarball}")
+        for entry in sorted(os.listdir(staged)):
+            add_host_tree(root_tree, os.path.join(staged, entry), entry)
+
+    if fmt == "root-tar":
+        with open(out, "wb") as f:
+            write_tar(root_tree, f, mtime)
+        return
+
+    base: BaseImage | None = None
+    if params.get("fromImage"):
+        base_dir = os.path.join(work, "base")
+        os.mkdir(base_dir)
+        base = read_docker_archive(real(params["fromImage"]), base_dir, log,
+                                   params.get("fromImageName"), params.get("fromImageTag"))
+        log(f"base image: {len(base.layers)} layers, {len(base.store_paths())} store paths")
+
+    roots = [_checked(store, allowed, p, "closure root") for p in params.get("closureRoots")
+             or []]
+    if root_tar:
+        roots.append(_checked(store, allowed, root_tar, "rootTar"))
+    roots += _mentioned_paths(json.dumps(params.get("config") or {}), store.store_dir, allowed)
+    closure = store.closure(roots)
+    for p in closure:
+        if p not in allowed:
+            raise LayerError(f"'{p}' is in the closure but not an input of the derivation")
+    closure.discard(store.to_store_path(root_tar) if root_tar else "")
+    for t in params.get("tarballs") or []:
+        closure.discard(store.to_store_path(t))
+    if base is not None:
+        already = closure & base.store_paths()
+        if already:
+            log(f"{len(already)} store paths are already in the base image")
+        closure -= already
+
+    layers: list[Layer] = list(base.layers) if base else []
+    if params.get("layering") == "popularity":
+        budget = int(params.get("maxLayers") or 100) - len(layers)
+        groups = popularity_groups(store, closure, max(1, budget - 1))
+    else:
+        groups = [sorted(closure)]
+    new_layers = []
+    for i, group in enumerate(groups):
+        tree = Tree()
+        add_store_paths(tree, group, store.real)
+        if params.get("layering") != "popularity" and i == len(groups) - 1:
+            for path, entry in root_tree.entries.items():
+                tree.add(path, entry)
+        if len(tree):
+            new_layers.append(tree)
+    if params.get("layering") == "popularity" and len(root_tree):
+        new_layers.append(root_tree)
+    if not new_layers and not layers:
+        new_layers.append(Tree())
+    for i, tree in enumerate(new_layers):
+        path = os.path.join(work, f"layer-{i}.tar")
+        with open(path, "wb") as f:
+            diff_id = write_tar(tree, f, mtime)
+        log(f"layer {len(layers) + 1}: {len(tree)} entries, {diff_id}")
+        layers.append(Layer(path, diff_id))
+
+    new_config = d.from_json(d.ContainerConfig, params.get("config") or {})
+    base_config = base.config if base else None
+    history = list(base_config.history or []) if base_config else []
+    for _ in new_layers:
+        history.append(d.History(created=created, created_by="dtx dockerTools",
+                                 comment=params.get("comment") or None))
+    config = d.ImageConfig(
+        architecture=params.get("architecture") or "amd64",
+        os=params.get("os") or "linux",
+        created=created,
+        author=params.get("author") or None,
+        config=merge_container_config(base_config.config if base_config else None,
+                                      new_config) or d.ContainerConfig(),
+        rootfs=d.RootFS(type="layers", diff_ids=[layer.diff_id for layer in layers]),
+        history=history)
+
+    if fmt == "oci":
+        write_oci_layout(out, config, layers, tag, name, compressor)
+        return
+    plain = os.path.join(work, "image.tar")
+    write_docker_archive(plain, config, layers, [f"{name}:{tag}"], mtime)
+    if compressor == "none":
+        os.replace(plain, out)
+    else:
+        compress(plain, out, compressor)
+
+
+def _mentioned_paths(text: str, store_dir: str, allowed: set[str]) -> list[str]:
+    """The input store paths that `text` (the config) names, as Nix finds references."""
+    by_hash = {os.path.basename(p)[:32]: p for p in allowed}
+    found = re.findall(re.escape(store_dir.rstrip("/")) + r"/([0-9a-df-np-sv-z]{32})-", text)
+    return sorted({by_hash[h] for h in found if h in by_hash})
+
+
+def _link_root_contents(tree: Tree, contents: list[str], real, log) -> None:
+    """Put the files of `contents` at the image root as symlinks into the store (directories
+    merged, a later path winning), as buildLayeredImage's customisation layer does."""
+    from .layers import Entry
+    for path in contents:
+        log(f"linking contents of {path}")
+        host = real(path)
+        if not os.path.isdir(host) or os.path.islink(host):
+            tree.add(os.path.basename(path), Entry("symlink", 0o777, target=path))
+            continue
+        for dirpath, dirnames, filenames in os.walk(host):
+            rel = os.path.relpath(dirpath, host)
+            rel = "" if rel == "." else rel
+            for dname in list(dirnames):
+                p = os.path.join(dirpath, dname)
+                if os.path.islink(p):
+                    dirnames.remove(dname)
+                    filenames.append(dname)
+                else:
+                    tree.add(os.path.join(rel, dname), Entry("dir", 0o755))
+            for fname in filenames:
+                tree.add(os.path.join(rel, fname),
+                         Entry("symlink", 0o777, target=os.path.join(path, rel, fname)))
+
+
+def popularity_groups(store, paths: set[str], max_groups: int) -> list[list[str]]:
+    """Split `paths` into at most `max_groups` layers, the most popular paths alone.
+
+    A path's popularity is the number of paths of the set that depend on it, directly or not
+    (glibc, needed by nearly everything, is the most popular). Paths are ranked by popularity,
+    then by name; the first `max_groups - 1` get a layer each, the rest share the last one. Paths
+    many images share thus sit alone in layers that stay the same from image to image."""
+    if not paths:
+        return []
+    refs = {p: store.references(p) & paths for p in paths}
+    dependents: dict[str, int] = {}
+    for p in paths:
+        for q in store.closure([p]) & paths:
+            if q != p:
+                dependents[q] = dependents.get(q, 0) + 1
+    ranked = sorted(paths, key=lambda p: (-dependents.get(p, 0), p))
+    del refs
+    if len(ranked) <= max_groups:
+        return [[p] for p in ranked]
+    alone = ranked[:max_groups - 1]
+    return [[p] for p in alone] + [sorted(ranked[max_groups - 1:])]
