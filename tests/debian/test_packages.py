@@ -371,12 +371,14 @@ def built(tmp_path_factory) -> Built:
         }};
       in p // {{
         libc6-unpacked = p.libc6.unpacked;
+        bootstrap-busybox = p.bootstrap.busybox;
+        bootstrap-bash = p.bootstrap.bash;
         run-bash = run "run-bash" p.bash "echo ok > $out";
         run-redis = run "run-redis" p.redis "${{p.redis}}/bin/redis-server --version > $out";
         run-hello = run "run-hello" p.hello "${{p.hello}}/bin/hello > $out";
       }}
     """)
-    attrs = names + ["libc6-unpacked", "run-bash", "run-redis", "run-hello"]
+    attrs = names + ["libc6-unpacked", "bootstrap-busybox", "bootstrap-bash", "run-bash", "run-redis", "run-hello"]
     args = [str(work / "set.dtx"), "-j", "2", "--no-out-link", "-Q"]
     for a in attrs:
         args += ["-A", a]
@@ -465,3 +467,21 @@ def test_multiarch_paths_still_resolve(built):
 def test_cacert_bundle(built):
     bundle = built.real(built.paths["cacert"]) / "etc" / "ssl" / "certs" / "ca-bundle.crt"
     assert bundle.read_text().count("BEGIN CERTIFICATE") > 100
+
+
+@pytest.mark.parametrize("attr, argv", [
+    ("bootstrap-busybox", ["bin/busybox", "sh", "-c", "echo ok"]),
+    ("bootstrap-bash", ["bin/bash", "-c", "echo ok"]),
+    ("bootstrap-bash", ["bin/sh", "-c", "echo ok"]),
+])
+def test_bootstrap_tools_run_alone(built, attr, argv):
+    path = built.paths[attr]
+    assert built.closure(path) == [path]
+    r = built.run(path, [f"{path}/{argv[0]}", *argv[1:]])
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
+
+
+def test_package_builds_are_deterministic(built):
+    r = _dtx("build", str(built.workdir / "set.dtx"), "--check", "--no-out-link", "-Q",
+             "-A", "hello", "-A", "libc6", home=built.home, cwd=built.workdir)
+    assert r.returncode == 0, r.stderr[-3000:]
