@@ -1,0 +1,346 @@
+"""Images built by dockerTools, checked with the tools that consume them: skopeo, umoci, podman."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, Builder
+
+IMAGES = r"""
+let
+  pkgs = import <dtx> { };
+  inherit (pkgs) dockerTools;
+  bb = builtins.path { path = @BB@; name = "busybox-standin"; };
+  # A program in its own store path, run by the busybox shell (a reference to bb).
+  script = name: text: derivation {
+    inherit name;
+    system = builtins.currentSystem;
+    builder = "${bb}/bin/sh";
+    args = [ "-c" ''
+      ${bb}/bin/busybox mkdir -p $out/bin
+      printf '#!${bb}/bin/sh\n%s\n' ${pkgs.lib.escapeShellArg text} > $out/bin/${name}
+      ${bb}/bin/busybox chmod +x $out/bin/${name}
+    '' ];
+  };
+  hello = script "hello" ''echo "hello from $GREETING in $(pwd)"'';
+  second = script "second" ''echo "second says $A and $B"'';
+in rec {
+  base = dockerTools.buildImage {
+    name = "dtx-test/base";
+    tag = "v1";
+    copyToRoot = [ bb hello ];
+    config = {
+      Cmd = [ "/bin/hello" ];
+      Env = [ "GREETING=dtx" "A=base" ];
+      WorkingDir = "/work";
+      Volumes = { "/work" = { }; };
+      Labels = { "org.example.kind" = "test"; };
+    };
+  };
+  plain = dockerTools.buildImage {
+    name = "dtx-test/plain";
+    copyToRoot = [ bb hello ];
+    compressor = "none";
+    config.Cmd = [ "/bin/hello" ];
+  };
+  oci = dockerTools.buildImage {
+    name = "dtx-test/oci";
+    tag = "v2";
+    copyToRoot = [ bb hello ];
+    format = "oci";
+    config = { Cmd = [ "/bin/hello" ]; Env = [ "GREETING=oci" ]; };
+  };
+  onTop = dockerTools.buildImage {
+    name = "dtx-test/on-top";
+    fromImage = base;
+    copyToRoot = [ bb second ];
+    compressor = "none";
+    config = { Cmd = [ "/bin/second" ]; Env = [ "B=top" ]; };
+  };
+  extra = dockerTools.buildImage {
+    name = "dtx-test/extra";
+    tag = null;
+    copyToRoot = bb;
+    compressor = "none";
+    extraCommands = ''
+      mkdir -m 1777 tmp
+      mkdir -p etc
+      echo made-by-extra > etc/marker
+      ln -s ${hello}/bin/hello bin/hello-link
+      rm bin/sh && ln -s busybox bin/sh
+    '';
+    config.Cmd = [ "/bin/sh" "-c" "cat /etc/marker; ls -ld /tmp; /bin/hello-link" ];
+  };
+  hostile = dockerTools.buildImage {
+    name = "dtx-test/on-hostile";
+    fromImage = ./hostile.tar;
+    copyToRoot = [ bb ];
+    compressor = "none";
+    config.Cmd = [ "/bin/sh" "-c" "cat /good.txt; ls /" ];
+  };
+  layered = dockerTools.buildLayeredImage {
+    name = "dtx-test/layered";
+    contents = [ bb hello ];
+    compressor = "none";
+    config.Cmd = [ "/bin/hello" ];
+  };
+}
+"""
+
+
+def _images(builder: Builder) -> Path:
+    return builder.write("images.dtx", IMAGES)
+
+
+def _plain_archive(path: Path, workdir: Path) -> Path:
+    """An uncompressed copy of a docker-archive (podman 4.3 and skopeo 1.9 want it plain)."""
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    if not gz:
+        return path
+    plain = workdir / (path.name + ".plain.tar")
+    with gzip.open(path) as src, open(plain, "wb") as out:
+        shutil.copyfileobj(src, out)
+    return plain
+
+
+def _archive_docs(path: Path) -> tuple[list, dict, tarfile.TarFile]:
+    tar = tarfile.open(path)
+    manifest = json.load(tar.extractfile("manifest.json"))
+    config = json.load(tar.extractfile(manifest[0]["Config"]))
+    return manifest, config, tar
+
+
+def _layer_names(tar: tarfile.TarFile, member: str) -> list[str]:
+    with tarfile.open(fileobj=tar.extractfile(member)) as layer:
+        return layer.getnames()
+
+
+def _store_names(names: list[str]) -> set[str]:
+    return {n.split("/")[2] for n in names if n.startswith("nix/store/") and n.count("/") >= 2}
+
+
+def test_docker_archive_config_and_run(builder, podman, workdir):
+    image = builder.out(_images(builder), "base")
+    assert image.name.endswith("-docker-image-base.tar.gz")
+    plain = _plain_archive(image, workdir)
+    info = json.loads(subprocess.run(["skopeo", "inspect", "--config",
+                                      f"docker-archive:{plain}"], check=True,
+                                     capture_output=True, text=True).stdout)
+    cfg = info["config"]
+    assert cfg["Cmd"] == ["/bin/hello"]
+    assert cfg["Env"] == ["GREETING=dtx", "A=base"]
+    assert cfg["WorkingDir"] == "/work"
+    assert cfg["Volumes"] == {"/work": {}}
+    assert cfg["Labels"] == {"org.example.kind": "test"}
+    assert info["created"] == "1970-01-01T00:00:01Z"
+    assert info["architecture"] == "amd64" and info["os"] == "linux"
+    manifest, config, tar = _archive_docs(plain)
+    assert manifest[0]["RepoTags"] == ["dtx-test/base:v1"]
+    assert json.load(tar.extractfile("repositories")) == {
+        "dtx-test/base": {"v1": manifest[0]["Layers"][-1].split("/")[0]}}
+    for member in tar.getmembers():
+        assert (member.uid, member.gid, member.mtime) == (0, 0, 1)
+    names = _layer_names(tar, manifest[0]["Layers"][0])
+    assert names == sorted(names)
+    assert "bin/hello" in names and "bin/busybox" in names
+
+    assert "dtx-test/base:v1" in podman.load(plain)
+    run = podman.run("dtx-test/base:v1")
+    assert run.stdout.strip() == "hello from dtx in /work"
+
+
+def test_uncompressed_archive_loads_directly(builder, podman):
+    image = builder.out(_images(builder), "plain")
+    assert image.name.endswith(".tar")
+    podman.load(image)
+    assert podman.run("dtx-test/plain:latest").stdout.strip() == "hello from  in /"
+
+
+def test_oci_layout_with_skopeo_and_umoci(builder, tools, workdir):
+    layout = builder.out(_images(builder), "oci")
+    assert (layout / "oci-layout").is_file()
+    index = json.loads((layout / "index.json").read_text())
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "v2"
+    info = json.loads(subprocess.run(["skopeo", "inspect", "--config", f"oci:{layout}:v2"],
+                                     check=True, capture_output=True, text=True).stdout)
+    assert info["config"]["Env"] == ["GREETING=oci"]
+    # umoci wants a writable layout; unpack a copy.
+    copy = workdir / "layout"
+    shutil.copytree(layout, copy)
+    subprocess.run(["chmod", "-R", "u+w", str(copy)], check=True)
+    bundle = workdir / "bundle"
+    subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{copy}:v2", str(bundle)],
+                   check=True, capture_output=True)
+    assert (bundle / "rootfs" / "bin" / "hello").is_file()
+    assert (bundle / "rootfs" / "bin" / "busybox").is_file()
+    # Each blob is named by its digest.
+    for blob in (layout / "blobs" / "sha256").iterdir():
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+
+
+def test_two_stores_give_identical_images(workdir, tools):
+    one, two = Builder(workdir, "home-one"), Builder(workdir, "home-two")
+    file = _images(one)
+    for attr in ("base", "extra"):
+        a, b = one.out(file, attr), two.out(file, attr)
+        assert a.name == b.name
+        assert a.read_bytes() == b.read_bytes(), attr
+    a, b = one.out(file, "oci"), two.out(file, "oci")
+    for path in sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file()):
+        assert (a / path).read_bytes() == (b / path).read_bytes(), path
+
+
+def test_from_image_adds_one_layer_without_base_store_paths(builder, podman, workdir):
+    file = _images(builder)
+    base = _plain_archive(builder.out(file, "base"), workdir)
+    on_top = builder.out(file, "onTop")
+    base_manifest, _, base_tar = _archive_docs(base)
+    manifest, config, tar = _archive_docs(on_top)
+    layers = manifest[0]["Layers"]
+    assert len(layers) == 2
+    base_layer = base_manifest[0]["Layers"][0]
+    assert tar.extractfile(layers[0]).read() == base_tar.extractfile(base_layer).read()
+    base_paths = _store_names(_layer_names(base_tar, base_layer))
+    new_paths = _store_names(_layer_names(tar, layers[1]))
+    assert any(p.endswith("-second") for p in new_paths)
+    assert not base_paths & new_paths
+    assert len(config["history"]) == 2
+    assert config["config"]["Env"] == ["GREETING=dtx", "A=base", "B=top"]
+    assert config["config"]["WorkingDir"] == "/work"
+    podman.load(on_top)
+    assert podman.run("dtx-test/on-top:latest").stdout.strip() == "second says base and top"
+    assert podman.run("dtx-test/on-top:latest", "/bin/hello").stdout.strip() == \
+        "hello from dtx in /work"
+
+
+def test_extra_commands_and_null_tag(builder, podman):
+    image = builder.out(_images(builder), "extra")
+    manifest, _, tar = _archive_docs(image)
+    tag = image.name.split("-", 1)[0]
+    assert manifest[0]["RepoTags"] == [f"dtx-test/extra:{tag}"]
+    with tarfile.open(fileobj=tar.extractfile(manifest[0]["Layers"][0])) as layer:
+        tmp = layer.getmember("tmp")
+        assert tmp.isdir() and tmp.mode == 0o1777
+        assert layer.getmember("bin/sh").linkname == "busybox"
+        assert layer.getmember("bin/hello-link").issym()
+        names = layer.getnames()
+    # The closure of what extraCommands linked to is in the image.
+    assert any(n.endswith("-hello/bin/hello") for n in names)
+    podman.load(image)
+    out = podman.run(f"dtx-test/extra:{tag}").stdout
+    assert "made-by-extra" in out and "drwxrwxrwt" in out and "hello from" in out
+
+
+def _hostile_archive(path: Path) -> None:
+    """A docker-archive whose one layer tries to escape: `..`, absolute names, a symlink out of
+    the root and a file through it, a device node, a hard link to a host file."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.GNU_FORMAT) as t:
+        def add(info, data=b""):
+            info.size = len(data) if info.isreg() else 0
+            t.addfile(info, io.BytesIO(data) if info.isreg() else None)
+        add(tarfile.TarInfo("good.txt"), b"good\n")
+        add(tarfile.TarInfo("../escape.txt"), b"bad\n")
+        add(tarfile.TarInfo("/abs.txt"), b"bad\n")
+        sym = tarfile.TarInfo("up")
+        sym.type, sym.linkname = tarfile.SYMTYPE, "../../../../tmp"
+        add(sym)
+        through = tarfile.TarInfo("etc-link")
+        through.type, through.linkname = tarfile.SYMTYPE, "/etc"
+        add(through)
+        add(tarfile.TarInfo("etc-link/evil.txt"), b"bad\n")
+        dev = tarfile.TarInfo("null")
+        dev.type, dev.devmajor, dev.devminor = tarfile.CHRTYPE, 1, 3
+        add(dev)
+        hard = tarfile.TarInfo("passwd")
+        hard.type, hard.linkname = tarfile.LNKTYPE, "/etc/passwd"
+        add(hard)
+    data = layer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Env": ["FROM_HOSTILE=1"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": ["hostile:latest"],
+                            "Layers": ["l1/layer.tar"]}]).encode()
+    with tarfile.open(path, "w") as t:
+        for name, blob in (("l1/layer.tar", data), (config_name, config),
+                           ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            t.addfile(info, io.BytesIO(blob))
+
+
+def test_hostile_base_image(builder, podman, workdir):
+    _hostile_archive(workdir / "hostile.tar")
+    file = _images(builder)
+    result = builder.build(file, "-A", "hostile")
+    log = result.stderr
+    for name in ("../escape.txt", "/abs.txt", "up", "etc-link/evil.txt", "null", "passwd"):
+        assert f"dropping entry '{name}'" in log, name
+    image = builder.home / result.stdout.strip().lstrip("/")
+    manifest, config, tar = _archive_docs(image)
+    names = _layer_names(tar, manifest[0]["Layers"][0])
+    assert sorted(names) == ["etc-link", "good.txt"]
+    assert config["config"]["Env"] == ["FROM_HOSTILE=1"]
+    assert not (workdir.parent / "escape.txt").exists()
+    podman.load(image)
+    out = podman.run("dtx-test/on-hostile:latest").stdout
+    assert out.startswith("good\n")
+
+
+def test_layered_image(builder, podman):
+    image = builder.out(_images(builder), "layered")
+    manifest, config, tar = _archive_docs(image)
+    layers = manifest[0]["Layers"]
+    # One layer per store path (busybox stand-in, hello) and the customisation layer.
+    assert len(layers) == 3
+    per_layer = [_store_names(_layer_names(tar, layer)) for layer in layers]
+    assert len(per_layer[0]) == 1 and len(per_layer[1]) == 1 and not per_layer[2]
+    # The most popular path (busybox: hello refers to it) comes first.
+    assert next(iter(per_layer[0])).endswith("-busybox-standin")
+    top = {n: m for n, m in ((m.name, m) for m in tarfile.open(
+        fileobj=tar.extractfile(layers[2])).getmembers())}
+    assert top["bin/hello"].issym() and "/nix/store/" in top["bin/hello"].linkname
+    podman.load(image)
+    assert podman.run("dtx-test/layered:latest").stdout.startswith("hello from")
+
+
+def test_redis_example_answers_ping(builder, podman, workdir):
+    probe = builder.write("probe.dtx", "(import <dtx> { }) ? redis")
+    has = subprocess.run(
+        [__import__("sys").executable, "-m", "dtx.runtime.cli.instantiate", "--eval",
+         str(probe)], capture_output=True, text=True,
+        env={"DTX_HOME": str(builder.home), "PATH": "/usr/bin:/bin"})
+    if has.stdout.strip() != "true":
+        pytest.fail("the redis example needs the package 'redis' in the package set "
+                    "(stdlib/packages/debian.dtx)")
+    result = builder.build(ROOT / "examples" / "docker-redis.dtx")
+    image = builder.home / result.stdout.strip().lstrip("/")
+    plain = _plain_archive(image, workdir)
+    manifest, config, tar = _archive_docs(plain)
+    cli = [n for n in _layer_names(tar, manifest[0]["Layers"][0])
+           if n.endswith("/bin/redis-cli")]
+    assert cli, "redis-cli is in the closure (redis-server refers to redis-tools)"
+    assert config["config"]["WorkingDir"] == "/data"
+    podman.load(plain)
+    cid = podman("run", "-d", "--runtime", "runc", "--network", "none",
+                 "redis:latest").stdout.strip()
+    deadline = time.monotonic() + 30
+    while True:
+        ping = podman("exec", cid, "/" + cli[0], "ping", check=False)
+        if ping.stdout.strip() == "PONG" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert ping.stdout.strip() == "PONG", ping.stderr
