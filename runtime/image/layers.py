@@ -315,6 +315,7 @@ class MemberChecker:
         self.symlinks: set[str] = set()
         self.seen: set[str] = set()
         self.dropped = 0
+        self.dropped_links: set[str] = set()
 
     def check(self, member: tarfile.TarInfo) -> str | None:
         """The member's clean relative name, or None (logged) when it must be dropped."""
@@ -329,6 +330,8 @@ class MemberChecker:
                     self.symlinks.discard(name)
             return name
         self.dropped += 1
+        if member.issym() and _normal(member.name) is not None:
+            self.dropped_links.add(_normal(member.name))
         self.log(f"{self.label}: dropping entry '{member.name}': {reason}")
         return None
 
@@ -350,6 +353,8 @@ class MemberChecker:
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in self.symlinks:
                 return "path through a symlink"
+            if "/".join(parts[:i]) in self.dropped_links:
+                return "path through a dropped symlink"
         if member.issym():
             target = member.linkname
             if not target.startswith("/"):
