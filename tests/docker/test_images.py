@@ -88,6 +88,11 @@ in rec {
     compressor = "none";
     config.Cmd = [ "/bin/sh" "-c" "cat /good.txt; ls /" ];
   };
+  stream = dockerTools.streamLayeredImage {
+    name = "dtx-test/Stream";
+    contents = [ dockerTools.binSh dockerTools.usrBinEnv dockerTools.fakeNss ];
+    config.Cmd = [ "/bin/sh" "-c" "read -r line < /etc/passwd; echo $line; /usr/bin/env true && echo env-ok" ];
+  };
   layered = dockerTools.buildLayeredImage {
     name = "dtx-test/layered";
     contents = [ bb hello ];
@@ -344,3 +349,15 @@ def test_redis_example_answers_ping(builder, podman, workdir):
             break
         time.sleep(0.5)
     assert ping.stdout.strip() == "PONG", ping.stderr
+
+
+def test_stream_layered_image_with_helpers(builder, podman, workdir):
+    script = builder.out(_images(builder), "stream")
+    archive = workdir / "stream.tar"
+    with open(archive, "wb") as out:
+        subprocess.run([str(script)], stdout=out, check=True)
+    manifest, _, _ = _archive_docs(archive)
+    assert manifest[0]["RepoTags"] == ["dtx-test/stream:latest"]
+    podman.load(archive)
+    out = podman.run("dtx-test/stream:latest").stdout.split()
+    assert out == ["root:x:0:0:root", "user:/var/empty:/bin/sh", "env-ok"]

@@ -261,3 +261,17 @@ def test_docker_archive_round_trip(tmp_path):
     assert base.layers[0].diff_id == diff_id
     with pytest.raises(LayerError, match="no image tagged 'three:\\*'"):
         read_docker_archive(str(archive), str(work), lambda _: None, "three", None)
+
+
+def test_zstd_when_available(tmp_path):
+    src = tmp_path / "data"
+    src.write_bytes(b"zstd " * 10000)
+    try:
+        import zstandard
+    except ImportError:
+        with pytest.raises(LayerError, match="needs the Python package 'zstandard'"):
+            compress(str(src), str(tmp_path / "a.zst"), "zstd")
+        return
+    a, b = tmp_path / "a.zst", tmp_path / "b.zst"
+    assert compress(str(src), str(a), "zstd") == compress(str(src), str(b), "zstd")
+    assert zstandard.ZstdDecompressor().decompress(a.read_bytes()) == src.read_bytes()
