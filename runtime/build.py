@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .builders import lookup as lookup_builder
 from .derivation import Derivation
 from .eval import on_interrupt
 from .hashes import Hash, hash_bytes, to_base32
@@ -62,7 +63,8 @@ class BuildOptions:
     timeout: float | None = None
     check: bool = False
     on_line: Callable[[str, str], None] | None = None  # (drv path, log line)
-    builtins: dict = field(default_factory=dict)  # name -> fn(ctx) for `builtin:` builders
+    # Extra or replacement `builtin:` builders (name -> fn); runtime.builders has dtx's own.
+    builtins: dict = field(default_factory=dict)
 
 
 def log_path(store: LocalStore, drv_path: str) -> str:
@@ -250,7 +252,7 @@ class _Build:
 
     def run_builtin(self, scratch: str, env: dict, log) -> None:
         name = self.drv.builder[len("builtin:"):]
-        fn = self.opts.builtins.get(name)
+        fn = self.opts.builtins.get(name) or lookup_builder(name)
         if fn is None:
             raise BuildError(f"unsupported builtin builder '{self.drv.builder}'", self.drv_path)
         out = os.path.join(scratch, os.path.basename(self.drv.outputs["out"].path))

@@ -48,9 +48,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     from ..build import BuildOptions
-    from ..debian.unpack import builtin_unpack_deb
-    from ..fetchurl import builtin_fetchurl
-    from ..image.builder import builtin_docker_image
     from ..scheduler import Progress, RealiseError, Scheduler
     from .instantiate import derivation_outputs_of, eval_sources
 
@@ -63,9 +60,7 @@ def _run(args) -> int:
 
     opts = BuildOptions(cores=args.cores or os.cpu_count() or 1, keep_failed=args.keep_failed,
                         max_silent_time=args.max_silent_time, timeout=args.timeout,
-                        check=args.check, builtins={"fetchurl": builtin_fetchurl,
-                                                      "unpack-deb": builtin_unpack_deb,
-                                                      "docker-image": builtin_docker_image})
+                        check=args.check)
     progress = Progress(quiet=args.quiet, show_build_output=not args.no_build_output)
     scheduler = Scheduler(store, opts, jobs=args.max_jobs, keep_going=args.keep_going,
                           progress=progress)

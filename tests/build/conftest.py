@@ -22,7 +22,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 TEST_USER = "dtxtest"
-_PACKAGES = ("lark", "requests", "urllib3", "idna", "charset_normalizer", "certifi")
+_PACKAGES = ("lark", "requests", "urllib3", "idna", "charset_normalizer", "certifi", "attrs",
+             "cattrs", "exceptiongroup", "typing_extensions")
 
 
 def _need(tool: str, package: str) -> None:
