@@ -10,8 +10,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # nix-bin: the reference implementation the differential tests compare against.
 # bubblewrap: the build sandbox.  busybox-static: the toolbox of the build tests.
 # util-linux: runuser, for the tests that build as an ordinary user.
+# podman, skopeo, umoci, runc: the image tools the dockerTools tests hand images to.
 # python3-venv: the environment below.
-PACKAGES="python3 python3-venv python3-pip nix-bin bubblewrap busybox-static util-linux"
+PACKAGES="python3 python3-venv python3-pip nix-bin bubblewrap busybox-static util-linux
+          podman skopeo umoci runc"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
