@@ -467,6 +467,10 @@ class LocalStore:
                 if others:
                     raise StoreError(f"cannot delete path '{path}' since it is still alive "
                                      f"(referenced by '{sorted(others)[0]}')")
+                # A path may refer to itself: drop its own references first, or the reference
+                # side of that row would forbid deleting it.
+                conn.execute("delete from Refs where referrer = (select id from ValidPaths "
+                             "where path = ?)", (path,))
                 conn.execute("delete from ValidPaths where path = ?", (path,))
                 real = self.real(path)
                 if os.path.lexists(real):

@@ -160,3 +160,18 @@ def test_delete_refuses_path_with_other_referrer(store, chain, capsys):
 def test_show_bytes():
     assert gc.show_bytes(0) == "0.00 MiB"
     assert gc.show_bytes(3 * 1024 * 1024 + 512 * 1024) == "3.50 MiB"
+
+
+def test_path_that_refers_to_itself_is_collected(store):
+    # Build outputs often mention their own path (a RUNPATH into their own lib/).
+    from dtx.runtime.hashes import Hash
+    from dtx.runtime.store import PathInfo
+    path = store.store_dir + "/" + "1" * 32 + "-selfref"
+    os.makedirs(store.real_dir, exist_ok=True)
+    with open(store.real(path), "w") as f:
+        f.write(path)
+    store.register(PathInfo(path, Hash.of("sha256", b"x"), 1, {path}))
+    assert store.references(path) == {path}
+    deleted, _ = gc.collect_garbage(store)
+    assert deleted == [path]
+    assert not store.is_valid(path) and not os.path.exists(store.real(path))
