@@ -361,3 +361,9 @@ def test_stream_layered_image_with_helpers(builder, podman, workdir):
     podman.load(archive)
     out = podman.run("dtx-test/stream:latest").stdout.split()
     assert out == ["root:x:0:0:root", "user:/var/empty:/bin/sh", "env-ok"]
+
+
+def test_hello_example(builder, podman):
+    result = builder.build(ROOT / "examples" / "docker-hello.dtx")
+    podman.load(builder.home / result.stdout.strip().lstrip("/"))
+    assert podman.run("hello:latest").stdout.strip() == "hello from root in /tmp"
