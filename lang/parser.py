@@ -125,7 +125,10 @@ def _where(span: Span) -> str:
 
 
 class _Builder:
-    """The parser callbacks: each receives the children of one reduction, returns its value."""
+    """The parser callbacks: each receives the children of one reduction and returns its value.
+
+    A rule of one symbol passes that symbol's value itself, an empty rule nothing, a longer rule
+    the list of its values (tokens are `(type, value, start, end)` tuples)."""
 
     src: Source
 
@@ -134,9 +137,6 @@ class _Builder:
         self.home = None
 
     # --- expressions -------------------------------------------------------------------------
-
-    def start(self, c):
-        return c[0]
 
     def lam_id(self, c):
         body = c[2]
@@ -173,7 +173,10 @@ class _Builder:
     def lam_at_empty(self, c):
         return self._lambda(c[0][2], c[0][1], ([], False), c[5])
 
-    def formals_one(self, c):
+    def formals_one(self, formal):
+        return [formal], False
+
+    def formals_comma(self, c):
         return [c[0]], False
 
     def formals_more(self, c):
@@ -181,13 +184,15 @@ class _Builder:
         items.append(c[0])
         return items, ellipsis
 
-    def formals_ellipsis(self, c):
+    def formals_ellipsis(self, tok):
         return [], True
+
+    def formal_id(self, tok):
+        return ast.Formal(tok[1], None, Span(self.src, tok[2], tok[3]))
 
     def formal(self, c):
         tok = c[0]
-        return ast.Formal(tok[1], c[2] if len(c) == 3 else None,
-                          Span(self.src, tok[2], tok[3]))
+        return ast.Formal(tok[1], c[2], Span(self.src, tok[2], tok[3]))
 
     def assert_(self, c):
         return ast.Assert(Span(self.src, c[0][2], c[3].span.end), c[1], c[3])
@@ -207,14 +212,10 @@ class _Builder:
 
     # --- operators ---------------------------------------------------------------------------
 
-    def op(self, c):
-        items = c[0]
+    def op(self, items):
         if type(items) is not list:
             return items
         return self._resolve_ops(items)
-
-    def ops_first(self, c):
-        return c[0]
 
     def ops_bin(self, c):
         items = c[0]
@@ -227,9 +228,6 @@ class _Builder:
             items.append(c[2])
         return items
 
-    def unit_first(self, c):
-        return c[0]
-
     def unit_has(self, c):
         items = c[0]
         if type(items) is not list:
@@ -237,9 +235,6 @@ class _Builder:
         path, _, end = c[2]
         items.append(_Has(path, end))
         return items
-
-    def prefixed_app(self, c):
-        return c[0]
 
     def prefixed_op(self, c):
         items = c[1]
@@ -291,9 +286,6 @@ class _Builder:
 
     # --- application and selection ----------------------------------------------------------
 
-    def app_first(self, c):
-        return c[0]
-
     def app_call(self, c):
         fn, arg = c
         if type(fn) is ast.Call:
@@ -301,9 +293,6 @@ class _Builder:
             fn.span = Span(self.src, fn.span.start, arg.span.end)
             return fn
         return ast.Call(Span(self.src, fn.span.start, arg.span.end), fn, [arg])
-
-    def select_simple(self, c):
-        return c[0]
 
     def select_path(self, c):
         e = c[0]
@@ -321,12 +310,11 @@ class _Builder:
         var = ast.Var(Span(self.src, tok[2], tok[3]), "or")
         return ast.Call(Span(self.src, e.span.start, tok[3]), e, [var])
 
-    def attrpath_id(self, c):
-        tok = c[0]
+    def attrpath_id(self, tok):
         return [tok[1]], tok[2], tok[3]
 
-    def attrpath_first(self, c):
-        name, span = c[0]
+    def attrpath_first(self, attr):
+        name, span = attr
         return [name], span.start, span.end
 
     def attrpath_add(self, c):
@@ -335,8 +323,7 @@ class _Builder:
         path.append(name)
         return path, start, span.end
 
-    def attr_id(self, c):
-        tok = c[0]
+    def attr_id(self, tok):
         return tok[1], Span(self.src, tok[2], tok[3])
 
     def attr_string(self, c):
@@ -357,29 +344,23 @@ class _Builder:
 
     # --- simple expressions ------------------------------------------------------------------
 
-    def var(self, c):
-        tok = c[0]
+    def var(self, tok):
         return ast.Var(Span(self.src, tok[2], tok[3]), tok[1])
 
-    def int_(self, c):
-        tok = c[0]
+    def int_(self, tok):
         return ast.Int(Span(self.src, tok[2], tok[3]), int(tok[1]))
 
-    def float_(self, c):
-        tok = c[0]
+    def float_(self, tok):
         return ast.Float(Span(self.src, tok[2], tok[3]), float(tok[1]))
 
     def string(self, c):
         return ast.String(Span(self.src, c[0][2], c[2][3]), c[1])
 
-    def parts_empty(self, c):
+    def parts_empty(self):
         return []
 
-    def sparts_one(self, c):
-        return [c[0][1]]
-
-    def sparts_many(self, c):
-        return c[0]
+    def sparts_one(self, tok):
+        return [tok[1]]
 
     def parts_str(self, c):
         parts = c[0]
@@ -405,8 +386,7 @@ class _Builder:
     def ind_string(self, c):
         return ast.String(Span(self.src, c[0][2], c[2][3]), _strip_indentation(c[1]))
 
-    def path_start(self, c):
-        tok = c[0]
+    def path_start(self, tok):
         text = tok[1]
         if tok[0] == "HPATH":  # noqa: the rule has no alias
             home = self.home if self.home is not None else os.environ.get("HOME", "")
@@ -428,12 +408,10 @@ class _Builder:
         parts.insert(0, value)
         return ast.Path(Span(self.src, start, c[2][3]), parts)
 
-    def spath(self, c):
-        tok = c[0]
+    def spath(self, tok):
         return ast.SearchPath(Span(self.src, tok[2], tok[3]), tok[1][1:-1])
 
-    def uri(self, c):
-        tok = c[0]
+    def uri(self, tok):
         return ast.Uri(Span(self.src, tok[2], tok[3]), tok[1])
 
     def paren(self, c):
@@ -462,7 +440,7 @@ class _Builder:
     def list_(self, c):
         return ast.List(Span(self.src, c[0][2], c[2][3]), c[1])
 
-    def items_empty(self, c):
+    def items_empty(self):
         return []
 
     def items_add(self, c):
@@ -472,11 +450,8 @@ class _Builder:
 
     # --- bindings ----------------------------------------------------------------------------
 
-    def binds_empty(self, c):
+    def binds_empty(self):
         return _Binds()
-
-    def binds_some(self, c):
-        return c[0]
 
     def bind_value_first(self, c):
         return self.bind_value([_Binds()] + c)
@@ -486,7 +461,7 @@ class _Builder:
         _add_attr(c[0], path, c[3], Span(self.src, start, end))
         return c[0]
 
-    def names_empty(self, c):
+    def names_empty(self):
         return []
 
     def names_add(self, c):
@@ -650,9 +625,9 @@ _lock = threading.RLock()
 _GRAMMAR = _FsPath(__file__).with_name("nix.lark")
 _TABLES = _FsPath(__file__).with_name("nix_tables.py")
 
-# Rules whose callback would return its only child: the driver skips the call.
+# Rules of one symbol whose value is that symbol's: they have no callback.
 _IDENTITY = {"start", "attr", "select_simple", "app_first", "prefixed_app", "unit_first", "ops_first",
-             "binds_some", "path_start_id"}
+             "binds_some", "sparts_many"}
 
 
 def _grammar_crc(text: bytes) -> str:
@@ -771,15 +746,17 @@ class _Driver:
     Each state is a dict from terminal or nonterminal name to an action: the next state's own
     dict for shifts and gotos (so the stack holds dicts and a step is one subscript), or a
     `(length, callback, nonterminal)` tuple for reductions, with no callback for identity rules.
-    A run of identity reductions depends only on the state below, the first rule's nonterminal
-    and the lookahead; its outcome is cached in the state below under `(nonterminal, lookahead)`.
-    On an error the loop emulates bison's default reductions so that messages match Nix's."""
+    A run of one-symbol reductions depends only on the state below, the first rule's nonterminal
+    and the lookahead: its callbacks after the first and its final state are cached in the state
+    below under `(nonterminal, lookahead)`. On an error the loop emulates bison's default
+    reductions so that messages match Nix's."""
 
     def __init__(self, tables: dict, builder: "_Builder"):
         rules = []
         for size, name, origin in tables["rules"]:
             cb = None if name in _IDENTITY and size == 1 else getattr(builder, name)
             rules.append((size, cb, origin))
+        self.op = builder.op
         self.actions: list[dict] = [{} for _ in tables["states"]]
         for acts, raw in zip(self.actions, tables["states"]):
             for k, a in raw.items():
@@ -790,20 +767,43 @@ class _Driver:
         self.defaults: list[tuple | None] = [None if d is None else rules[d]
                                              for d in tables["defaults"]]
 
+    def chain(self, below: dict, origin: str, ttype: str) -> tuple:
+        """Return the callbacks and the final state of the one-symbol reductions that follow a
+        goto on `origin` from `below` with lookahead `ttype`, and cache them in `below`.
+
+        `op` is left out once `unit: app` was reduced in the run: an `app` is always a node,
+        which `op` returns unchanged."""
+        top = below[origin]
+        cbs = []
+        node = False
+        while True:
+            a = top.get(ttype)
+            if type(a) is not tuple or a[0] != 1:
+                break
+            cb = a[1]
+            if cb is not None and not (node and cb == self.op):
+                cbs.append(cb)
+            if a[2] == "unit":
+                node = True
+            top = below[a[2]]
+        below[(origin, ttype)] = entry = (tuple(cbs), top)
+        return entry
+
     def run(self, tokens, source: Source):
         state = self.start
         stack = [state]
         values: list = []
         push = stack.append
         vpush = values.append
-        last = None
+        chain = self.chain
+        tok = None
         for tok in tokens:
             ttype = tok[0]
             while True:
                 try:
                     act = state[ttype]
                 except KeyError:
-                    self.error(stack, values, tok, source, last)
+                    self.error(stack, values, tok, source, None)
                 if type(act) is dict:  # shift
                     push(act)
                     vpush(tok)
@@ -812,50 +812,54 @@ class _Driver:
                 size, cb, origin = act
                 if size == 1:
                     below = stack[-2]
+                    cbs, state = below.get((origin, ttype)) or chain(below, origin, ttype)
+                    stack[-1] = state
                     if cb is not None:
-                        values[-1] = cb([values[-1]])
-                        state = stack[-1] = below[origin]
-                        continue
-                    key = (origin, ttype)
-                    top = below.get(key)
-                    if top is None:
-                        top = below[origin]
-                        while True:
-                            a = top.get(ttype)
-                            if type(a) is not tuple or a[0] != 1 or a[1] is not None:
-                                break
-                            top = below[a[2]]
-                        below[key] = top
-                    state = stack[-1] = top
+                        value = cb(values[-1])
+                        for cb in cbs:
+                            value = cb(value)
+                        values[-1] = value
+                    elif cbs:
+                        value = values[-1]
+                        for cb in cbs:
+                            value = cb(value)
+                        values[-1] = value
                     continue
                 if size:
                     args = values[-size:]
                     del values[-size:]
                     del stack[-size:]
+                    vpush(cb(args))
                 else:
-                    args = []
-                vpush(cb(args))
+                    vpush(cb())
                 state = stack[-1][origin]
                 push(state)
-            last = tok
         end = self.end
         while True:
             act = state.get("$END")
             if type(act) is not tuple:
-                self.error(stack, values, None, source, last)
+                self.error(stack, values, None, source, tok)
             size, cb, origin = act
-            if size:
-                args = values[-size:]
-                del values[-size:]
-                del stack[-size:]
-            else:
-                args = []
-            value = args[0] if cb is None else cb(args)
+            value = self.reduce(stack, values, size, cb)
             state = stack[-1][origin]
             if state is end:
                 return value
             push(state)
             vpush(value)
+
+    @staticmethod
+    def reduce(stack: list, values: list, size: int, cb):
+        """Pop a rule's `size` symbols and return the value its callback makes of them."""
+        if size == 1:
+            value = values.pop()
+            stack.pop()
+            return value if cb is None else cb(value)
+        if size:
+            args = values[-size:]
+            del values[-size:]
+            del stack[-size:]
+            return cb(args)
+        return cb()
 
     def error(self, stack, values, tok, source: Source, last):
         """Raise the syntax error Nix reports for `tok` (None: end of file).
@@ -874,13 +878,7 @@ class _Driver:
             if act is None:
                 break
             size, cb, origin = act
-            if size:
-                args = values[-size:]
-                del values[-size:]
-                del stack[-size:]
-            else:
-                args = []
-            value = args[0] if cb is None else cb(args)
+            value = self.reduce(stack, values, size, cb)
             target = number[id(actions[stack[-1]][origin])]
             if target == end:
                 expected = {"$END"}
