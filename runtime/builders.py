@@ -16,6 +16,7 @@ BUILDERS: dict[str, str] = {
     "fetchurl": "dtx.runtime.fetchurl:builtin_fetchurl",
     "unpack-deb": "dtx.runtime.debian.unpack:builtin_unpack_deb",
     "docker-image": "dtx.runtime.image.builder:builtin_docker_image",
+    "docker-pull": "dtx.runtime.image.pull:builtin_docker_pull",
     "run-in-vm": "dtx.runtime.vmbuild:builtin_run_in_vm",
 }
 
