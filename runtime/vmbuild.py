@@ -14,15 +14,15 @@
   postVM       shell code run the same way after the VM (the outputs are back by then)
   vmTimeout    seconds for boot plus step before QEMU is killed (default 3600)
 
-What happens (DESIGN.md, "VM steps"): preVM runs; the input closure (without the kernel) and the
-step script go onto a read-only ext4 disk, the build directory onto the output disk
+What happens (DESIGN.md, "VM steps"): preVM runs; the input closure (without the kernel), the
+build directory and the step script go onto an ext4 disk with `diskSize` MiB to spare
 (vm/disk.py); QEMU boots the kernel with an initrd made here (vm/initrd.py, cached per kernel and
-busybox under the state directory's vm/); the guest mounts /nix/store as an overlay of the
-inputs and the output disk and runs the builder in /build with the derivation's environment,
-its output streamed into the build log (vm/console.py); then each output is read back from the
-output disk into the build's scratch store, with owners, modes, symlinks and special files as
-vm/disk.py describes, and the usual registration follows in runtime/build.py. A non-zero guest
-status fails the build with that status.
+busybox under the state directory's vm/); the guest binds the disk's store/ at /nix/store and
+runs the builder as root in /build with the derivation's environment, its output streamed into
+the build log (vm/console.py); then each output is read back from the disk into the build's
+scratch store, with owners, modes and symlinks as vm/disk.py describes, and the usual
+registration follows in runtime/build.py. A non-zero guest status fails the build with that
+status.
 
 The store keeps what a NAR can hold: an output holding a device node, FIFO or socket fails with
 a message saying so (Nix refuses those too); archive such trees inside the guest instead.
@@ -44,7 +44,8 @@ from ..vm import console, disk, initrd, qemu
 from .eval import on_interrupt
 from .sandbox import BUILD_DIR, SandboxSpec, bwrap_argv, probe
 
-GUEST_STEP = "/nix/.ro/dtx/step.sh"
+GUEST_STEP = "/nix/.disk/dtx/step.sh"
+GUEST_STORE = "/nix/.disk/store"
 
 on_interrupt(console.kill_all)
 
@@ -115,11 +116,10 @@ def probe_kvm(cache_dir: str, kernel: str, rd: str) -> bool:
         empty = os.path.join(tmp, "root")
         os.makedirs(os.path.join(empty, "store"))
         os.makedirs(os.path.join(empty, "dtx"))
-        disk.make_image(os.path.join(tmp, "in.img"), empty, 16 << 20)
-        disk.make_image(os.path.join(tmp, "out.img"), None, 16 << 20)
-        spec = qemu.VMSpec(kernel=kernel, initrd=rd, input_disk=os.path.join(tmp, "in.img"),
-                           output_disk=os.path.join(tmp, "out.img"), accel="kvm",
-                           qemu=qemu.find_qemu())
+        os.makedirs(os.path.join(empty, "build"))
+        disk.make_image(os.path.join(tmp, "disk.img"), empty, 16 << 20)
+        spec = qemu.VMSpec(kernel=kernel, initrd=rd, disk=os.path.join(tmp, "disk.img"),
+                           accel="kvm", qemu=qemu.find_qemu())
         guest = console.Guest(qemu.qemu_argv(spec))
         try:
             guest.start()
@@ -235,8 +235,9 @@ def builtin_run_in_vm(drv, env: dict, out: str, log: Callable[[str], None]) -> N
     def real(p: str) -> str:
         return store.real(p)
 
-    busybox = store.real(store.to_store_path(env["vmBusybox"])) + \
-        env["vmBusybox"][len(store.to_store_path(env["vmBusybox"])):]
+    busybox = env["vmBusybox"]  # as the sandbox sees it
+    bb_top = store.to_store_path(busybox)
+    busybox_real = store.real(bb_top) + busybox[len(bb_top):]
     kernel_path = store.to_store_path(env["vmKernel"])
     hook_vars: dict[str, str] = {}
     if env.get("preVM", "").strip():
@@ -246,26 +247,25 @@ def builtin_run_in_vm(drv, env: dict, out: str, log: Callable[[str], None]) -> N
     vm = tempfile.mkdtemp(prefix="vm-", dir=work)
     try:
         try:
-            kernel, rd = boot_files(vm_dir, store.real(kernel_path), busybox)
+            kernel, rd = boot_files(vm_dir, store.real(kernel_path), busybox_real)
             accel = qemu.accel_verdict(os.path.join(vm_dir, "accel.json"),
                                        lambda: probe_kvm(vm_dir, kernel, rd), log)
             t0 = time.monotonic()
             names = {n: os.path.basename(o.path) for n, o in drv.outputs.items()}
             existing = [b for b in names.values() if os.path.isdir(os.path.join(scratch, b))]
             guest_env = dict(env)
-            in_img = os.path.join(vm, "in.img")
-            disk.make_input_disk(
-                in_img, os.path.join(vm, "in"),
+            img = os.path.join(vm, "disk.img")
+            disk.make_build_disk(
+                img, os.path.join(vm, "stage"),
                 [(real(p), os.path.basename(p)) for p in sorted(inputs) if p != kernel_path],
-                {"step.sh": step_script(list(drv.args), guest_env)})
-            out_img = os.path.join(vm, "out.img")
-            disk.make_output_disk(out_img, os.path.join(vm, "out"),
-                                  os.path.join(work, "build"), disk_mb << 20, existing)
+                {"step.sh": step_script(list(drv.args), guest_env)},
+                os.path.join(work, "build"), disk_mb << 20, existing)
+            disk.remove(os.path.join(vm, "stage"))
             extra = []
             if hook_vars.get("diskImage"):
                 extra.append(_host_path(hook_vars["diskImage"], store_dir, scratch, work))
-            spec = qemu.VMSpec(kernel=kernel, initrd=rd, input_disk=in_img,
-                               output_disk=out_img, extra_disks=extra, accel=accel,
+            spec = qemu.VMSpec(kernel=kernel, initrd=rd, disk=img, extra_disks=extra,
+                               accel=accel,
                                memory_mb=memory, qemu_opts=qemu_opts, qemu=qemu.find_qemu())
             log(f"vm: disks ready in {time.monotonic() - t0:.1f} s; booting ({accel})")
             deadline = time.monotonic() + timeout
@@ -285,7 +285,7 @@ def builtin_run_in_vm(drv, env: dict, out: str, log: Callable[[str], None]) -> N
                 if status == 0:
                     lines: list[str] = []
                     guest.run_command(disk.special_files_command(
-                        [f"/nix/.rw/store/{b}" for b in names.values()]), lines.append,
+                        [f"{GUEST_STORE}/{b}" for b in names.values()]), lines.append,
                         deadline)
                     specials = disk.parse_special_files(lines)
                 guest.shutdown()
@@ -303,8 +303,7 @@ def builtin_run_in_vm(drv, env: dict, out: str, log: Callable[[str], None]) -> N
             for b in names.values():
                 dest = os.path.join(scratch, b)
                 tmp = os.path.join(vm, "back-" + b)
-                if not disk.read_back(out_img, f"/store/{b}", tmp, specials,
-                                      f"/nix/.rw/store/{b}"):
+                if not disk.read_back(img, f"/store/{b}", tmp):
                     continue
                 if os.path.isdir(dest) and not os.path.islink(dest) and os.path.isdir(tmp):
                     _merge(tmp, dest)
@@ -328,7 +327,7 @@ def _refuse_special(sf: disk.SpecialFile, store_dir: str) -> None:
     what a NAR holds (files, directories, symlinks)."""
     kind = {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
             stat.S_IFIFO: "FIFO"}.get(stat.S_IFMT(sf.mode), "socket")
-    logical = store_dir + sf.path[len("/nix/.rw/store"):]
+    logical = store_dir + sf.path[len(GUEST_STORE):]
     raise _error(f"the VM step left the {kind} '{logical}' ({sf.major}:{sf.minor}) in an output; "
                  "the store cannot keep it (a NAR holds only files, directories and symlinks): "
                  "archive such trees inside the VM, e.g. with tar")

@@ -157,8 +157,8 @@ class Guest:
     def shutdown(self, grace: float = 20.0) -> None:
         """Unmount the disks, power off, and wait for QEMU to exit (killing it after `grace`)."""
         assert self.child is not None
-        self.child.send("cd /; umount /build /nix/store; umount /nix/.rw || "
-                        "mount -o remount,ro /nix/.rw; sync; reboot -f\n")
+        self.child.send("cd /; umount /build /nix/store; umount /nix/.disk || "
+                        "mount -o remount,ro /nix/.disk; sync; reboot -f\n")
         deadline = time.monotonic() + grace
         while True:
             data = self._read(deadline)

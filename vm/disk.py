@@ -1,18 +1,24 @@
-"""The guest's disks: ext4 images made with `mke2fs -d`, read back with `debugfs rdump`.
+"""The guest's disk: an ext4 image made with `mke2fs -d`, read back with `debugfs rdump`.
 
-- The input disk holds `store/` (the input closure, one directory entry per store path) and
-  `dtx/` (the step scripts). Its tree is staged with hard links into the store where the file
-  system allows it (no data is copied), with copies otherwise; `mke2fs -d` writes it without
-  privileges. The guest mounts it read-only.
-- The output disk starts with `build/` (the build directory the host prepared: `passAsFile`
-  files, `.attrs.json`, …) and `store/<name>` for outputs that already exist on the host (a
-  `preVM` hook may create them). The guest's overlay writes outputs into its `store/`.
-- `read_back` copies `store/<name>` out with `debugfs rdump`, which keeps modes, owners (when
-  the host user may chown; as an ordinary user files end up owned by that user), symlinks and
-  directories but skips device nodes, FIFOs and sockets: those come from a manifest the guest
-  writes (`special_files_command`) and are recreated with `os.mknod` (character and block
-  devices need root on the host, except the 0/0 character device overlayfs uses as a whiteout,
-  which unprivileged user namespaces allow; without the privilege they are an error).
+One disk per build, written without privileges:
+- `store/` holds the input closure, one directory entry per store path, staged with hard links
+  into the store where the file system allows it (no data copied while staging; copies
+  otherwise), plus an empty directory for each output that already exists on the host (a
+  `preVM` hook may create one); the guest binds it at /nix/store and writes its outputs there;
+- `build/` is a copy of the build directory the host prepared (`passAsFile` files, …);
+- `dtx/` holds the step scripts;
+- and the image has `free` bytes more than that (it is sparse: unused space costs nothing).
+Inputs and outputs share the disk because the alternatives cost too much in the guest: an
+overlayfs /nix/store refuses `mknod c 0 0` (whiteouts, which image builders make), and one bind
+mount per input path costs about 40 ms under TCG. The guest may scribble on its copy of the
+inputs; the host store never sees it, since only outputs are read back.
+
+`read_back` copies `store/<name>` out with `debugfs rdump`, which keeps modes, owners (when the
+host user may chown; as an ordinary user files end up owned by that user, and setuid bits are
+dropped), symlinks and directories but skips device nodes, FIFOs and sockets: those come from a
+manifest the guest writes (`special_files_command`) and are recreated with `os.mknod` (device
+nodes need root on the host; the 0/0 character device, overlayfs' whiteout, also works in an
+unprivileged user namespace).
 
 e2fsprogs (mke2fs, debugfs) comes from the host (Debian package e2fsprogs).
 """
@@ -73,7 +79,7 @@ def link_tree(src: str, dest: str) -> int:
         with os.scandir(src) as it:
             for entry in it:
                 total += link_tree(entry.path, os.path.join(dest, entry.name))
-        os.chmod(dest, stat.S_IMODE(st.st_mode) | 0o700)
+        os.chmod(dest, stat.S_IMODE(st.st_mode))
         return total
     raise DiskError(f"'{src}' has an unsupported file type")
 
@@ -99,43 +105,33 @@ def make_image(path: str, root: str | None, size: int, journal: bool = False) ->
     _run(argv)
 
 
-@dataclass
-class InputDisk:
-    path: str
-    size: int
-
-
-def make_input_disk(path: str, staging: str, store_paths: list[tuple[str, str]],
-                    control: dict[str, bytes]) -> InputDisk:
-    """Write the input disk: `store_paths` are (real path, name) pairs placed under store/,
-    `control` maps file names under dtx/ to their contents."""
-    os.makedirs(os.path.join(staging, "store"))
-    os.makedirs(os.path.join(staging, "dtx"))
+def make_build_disk(path: str, staging: str, store_paths: list[tuple[str, str]],
+                    control: dict[str, bytes], build_dir: str | None, free: int,
+                    existing_outputs: list[str] = ()) -> int:
+    """Write the build's disk at `path` and return its size: `store_paths` are (real path,
+    name) pairs placed under store/, `control` maps names under dtx/ to contents, build/ is a
+    copy of `build_dir`, `existing_outputs` become empty directories under store/, and `free`
+    bytes are left for the outputs."""
+    for d in ("store", "dtx"):
+        os.makedirs(os.path.join(staging, d))
     payload = 0
     for real, name in store_paths:
         payload += link_tree(real, os.path.join(staging, "store", name))
+    for name in existing_outputs:
+        os.makedirs(os.path.join(staging, "store", name))
     for name, data in control.items():
         with open(os.path.join(staging, "dtx", name), "wb") as f:
             f.write(data)
         payload += len(data) + BLOCK
-    size = image_size(payload)
-    make_image(path, staging, size)
-    return InputDisk(path, size)
-
-
-def make_output_disk(path: str, staging: str, build_dir: str | None, size: int,
-                     existing_outputs: list[str] = ()) -> None:
-    """Write the empty output disk of `size` bytes: build/ is a copy of `build_dir`,
-    store/<name> an empty directory for each name in `existing_outputs`."""
-    os.makedirs(os.path.join(staging, "store"))
-    os.makedirs(os.path.join(staging, "work"))
     if build_dir is not None:
         shutil.copytree(build_dir, os.path.join(staging, "build"), symlinks=True)
+        payload += sum(os.lstat(os.path.join(dp, n)).st_size + BLOCK
+                       for dp, _, names in os.walk(build_dir) for n in names)
     else:
         os.makedirs(os.path.join(staging, "build"))
-    for name in existing_outputs:
-        os.makedirs(os.path.join(staging, "store", name))
+    size = image_size(payload) + -(-free // (1 << 20)) * (1 << 20)
     make_image(path, staging, size)
+    return size
 
 
 def remove(path: str) -> None:

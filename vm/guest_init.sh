@@ -1,12 +1,11 @@
 #!/bin/busybox sh
 # The guest's /init (packed into the initrd by vm/initrd.py; it runs as PID 1, as root).
 #
-# Kernel command line: dtx.in=DEV (the read-only input disk: store/ = the input closure,
-# dtx/ = the step scripts), dtx.out=DEV (the writable output disk: store/ receives the
-# outputs, build/ is the build directory). It loads the modules listed in
-# /lib/modules/load-order, mounts /nix/store as an overlay (inputs below, the output disk's
-# store/ above), bind-mounts /build, prints the ready marker and hands the console to a shell
-# that the host drives (vm/console.py).
+# Kernel command line: dtx.disk=DEV, the build's disk (vm/disk.py): store/ holds the input
+# closure and receives the outputs, build/ is the build directory, dtx/ the step scripts. It
+# loads the modules listed in /lib/modules/load-order, mounts the disk, binds store/ at
+# /nix/store and build/ at /build, prints the ready marker and hands the console to a shell that
+# the host drives (vm/console.py).
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -14,27 +13,22 @@ mount -t devtmpfs devtmpfs /dev
 for m in $(cat /lib/modules/load-order); do
     insmod "/lib/modules/$m.ko" || echo "dtx-init: cannot load module $m"
 done
-IN= OUT=
+DISK=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
-        dtx.in=*) IN=${arg#dtx.in=} ;;
-        dtx.out=*) OUT=${arg#dtx.out=} ;;
+        dtx.disk=*) DISK=${arg#dtx.disk=} ;;
     esac
 done
 n=0
-while [ ! -b "/dev/$IN" ] || [ ! -b "/dev/$OUT" ]; do
+while [ ! -b "/dev/$DISK" ]; do
     n=$((n + 1))
-    if [ $n -gt 500 ]; then echo "dtx-init: disks /dev/$IN and /dev/$OUT did not appear"; break; fi
+    if [ $n -gt 500 ]; then echo "dtx-init: disk /dev/$DISK did not appear"; break; fi
     sleep 0.01
 done
-mkdir -p /nix/.ro /nix/.rw /nix/store /etc /root /dev/pts /dev/shm
-mount -t ext4 -o ro "/dev/$IN" /nix/.ro || echo "dtx-init: cannot mount the input disk"
-mount -t ext4 "/dev/$OUT" /nix/.rw || echo "dtx-init: cannot mount the output disk"
-mkdir -p /nix/.rw/store /nix/.rw/work /nix/.rw/build
-mount -t overlay overlay \
-    -o lowerdir=/nix/.ro/store,upperdir=/nix/.rw/store,workdir=/nix/.rw/work /nix/store \
-    || echo "dtx-init: cannot mount the store overlay"
-mount --bind /nix/.rw/build /build
+mkdir -p /nix/.disk /nix/store /etc /root /dev/pts /dev/shm
+mount -t ext4 "/dev/$DISK" /nix/.disk || echo "dtx-init: cannot mount the build disk"
+mount --bind /nix/.disk/store /nix/store
+mount --bind /nix/.disk/build /build
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /tmp

@@ -23,8 +23,8 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-# The modules the guest init loads: disks, the store overlay, ext4 (built into cloud kernels).
-MODULES = ("virtio_pci", "virtio_blk", "ext4", "overlay")
+# The modules the guest init loads: virtio disks and ext4 (built into cloud kernels).
+MODULES = ("virtio_pci", "virtio_blk", "ext4")
 
 # Busybox applets the guest init and the console protocol use.
 APPLETS = ("sh", "mount", "umount", "mkdir", "insmod", "cat", "echo", "stty", "sync", "reboot",

@@ -3,16 +3,18 @@
 `qemu_argv(spec)` is a pure function of a `VMSpec`: no file is read and nothing runs, so the
 translation is unit-tested on its own (tests/vm/test_qemu.py). The guest gets:
 - the kernel (the ELF `vmlinux` when dtx could extract it, booted by PVH, else the bzImage) and
-  the initrd, with `console=ttyS0` and the disk names for the guest init (`dtx.in=`, `dtx.out=`);
+  the initrd, with `console=ttyS0` and the disk names for the guest init (`dtx.disk=`);
 - the user's extra disks first (`diskImage`: /dev/vda, as nixpkgs' `vmTools.hd` says), then the
-  read-only input disk and the output disk, all virtio, raw;
+  build's disk (vm/disk.py: the input closure, the build directory, room for the outputs), all
+  virtio, raw;
 - the serial console on stdio through a chardev with `signal=off` (Ctrl-C reaches dtx, not the
   guest), no display, no network, no reboot (the guest's `reboot -f` ends QEMU).
 
 Acceleration (DESIGN.md, "VM steps"): `/dev/kvm` can exist and pass ioctl checks while guests
 hang under it, so KVM is used only after a real boot with a deadline succeeded on this host.
 `accel_verdict` caches the verdict per host (host name and kernel release) in a JSON file;
-`DTX_VM_ACCEL=kvm|tcg` overrides both probe and cache.
+`DTX_VM_ACCEL=kvm|tcg` overrides both probe and cache. The TCG notice is shown when the probe
+fails (once per host); each VM build's log names the accelerator it used.
 """
 
 from __future__ import annotations
@@ -36,8 +38,7 @@ class VMSpec:
     """Everything that determines the QEMU command line of one guest."""
     kernel: str
     initrd: str
-    input_disk: str
-    output_disk: str
+    disk: str
     extra_disks: list[str] = field(default_factory=list)
     accel: str = "tcg"
     memory_mb: int = 512
@@ -47,19 +48,17 @@ class VMSpec:
     qemu: str = "qemu-system-x86_64"
 
 
-def disk_names(spec: VMSpec) -> tuple[str, str]:
-    """Return the guest's names of the input and output disks (after the extra disks)."""
-    n = len(spec.extra_disks)
-    return "vd" + chr(ord("a") + n), "vd" + chr(ord("a") + n + 1)
+def disk_name(spec: VMSpec) -> str:
+    """Return the guest's name of the build's disk (it comes after the extra disks)."""
+    return "vd" + chr(ord("a") + len(spec.extra_disks))
 
 
 def qemu_argv(spec: VMSpec) -> list[str]:
     """Return the argv that boots `spec`."""
     if spec.accel not in ("kvm", "tcg"):
         raise VMError(f"unknown accelerator '{spec.accel}' (expected kvm or tcg)")
-    vin, vout = disk_names(spec)
     append = ["console=ttyS0", "quiet", "loglevel=1", "panic=-1", "reboot=t",
-              f"dtx.in={vin}", f"dtx.out={vout}", *spec.cmdline]
+              f"dtx.disk={disk_name(spec)}", *spec.cmdline]
     machine = "q35,accel=kvm" if spec.accel == "kvm" else "q35,accel=tcg"
     argv = [spec.qemu, "-machine", machine, "-m", str(spec.memory_mb),
             "-smp", str(spec.cpus), "-nodefaults", "-no-user-config", "-no-reboot",
@@ -69,9 +68,7 @@ def qemu_argv(spec: VMSpec) -> list[str]:
     argv += ["-kernel", spec.kernel, "-initrd", spec.initrd, "-append", " ".join(append)]
     for disk in spec.extra_disks:
         argv += ["-drive", f"file={disk},format=raw,if=virtio,cache=unsafe,werror=report"]
-    argv += ["-drive", f"file={spec.input_disk},format=raw,if=virtio,readonly=on",
-             "-drive", f"file={spec.output_disk},format=raw,if=virtio,cache=unsafe,"
-                       "werror=report",
+    argv += ["-drive", f"file={spec.disk},format=raw,if=virtio,cache=unsafe,werror=report",
              "-chardev", "stdio,id=s0,signal=off", "-serial", "chardev:s0",
              *spec.qemu_opts]
     return argv
@@ -138,8 +135,9 @@ def accel_verdict(cache_file: str, probe: Callable[[], bool],
         with open(tmp, "w") as f:
             json.dump(cache, f, indent=1, sort_keys=True)
         os.replace(tmp, cache_file)
-    if verdict == "tcg":
-        notice_once(f"notice: KVM did not boot a test guest within {PROBE_DEADLINE:g} s on "
-                    "this host; VM steps run under software emulation (TCG), which is slower "
-                    f"(verdict cached in {cache_file}; DTX_VM_ACCEL=kvm|tcg overrides it)", show)
+        if verdict == "tcg":
+            notice_once(f"notice: KVM did not boot a test guest within {PROBE_DEADLINE:g} s on "
+                        "this host; VM steps run under software emulation (TCG), which is slower "
+                        f"(verdict cached in {cache_file}; DTX_VM_ACCEL=kvm|tcg overrides it)",
+                        show)
     return verdict
