@@ -97,6 +97,7 @@ class LayerSink:
         self.head = b""
         self.decoder = None
         self.kind = None
+        self.error: Exception | None = None
 
     def write(self, data: bytes) -> None:
         if self.kind is None:
@@ -105,7 +106,17 @@ class LayerSink:
                 return
             data, self.head = self.head, b""
             self._start(data[:4])
-        self._out(self.decoder(data) if self.decoder else data)
+        if self.error is not None:
+            return
+        if self.decoder is None:
+            self._out(data)
+            return
+        try:
+            self._out(self.decoder(data))
+        except Exception as e:  # noqa: BLE001 (zlib.error, zstandard.ZstdError)
+            # Reported by finish(), after the blob's digest has been checked: a corrupted blob
+            # is named as such rather than as a decompression failure.
+            self.error = e
 
     def _start(self, magic: bytes) -> None:
         if magic[:2] == b"\x1f\x8b":
@@ -139,6 +150,9 @@ class LayerSink:
 
     def finish(self) -> str:
         """Close the file; return the diff_id."""
+        if self.error is not None:
+            self.file.close()
+            raise LayerError(f"the layer does not decompress ({self.kind}): {self.error}")
         if self.kind is None and self.head:
             self.kind = "tar"
             self._out(self.head)

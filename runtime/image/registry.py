@@ -62,6 +62,7 @@ CONNECT_TIMEOUT = 30
 READ_TIMEOUT = 120
 MAX_MANIFEST_SIZE = 4 << 20
 CHUNK = 1 << 20
+BLOB_CHUNK = 1 << 16  # small enough that an interrupted read loses little
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
@@ -512,7 +513,7 @@ class RegistryClient:
             with self._send(url, headers, stream=True) as r:
                 raw = bytearray()
                 try:
-                    for chunk in r.iter_content(CHUNK):
+                    for chunk in r.iter_content(BLOB_CHUNK):
                         raw += chunk
                         if len(raw) > MAX_MANIFEST_SIZE:
                             raise RegistryError(f"manifest {reference} of {self.where} is "
@@ -584,7 +585,7 @@ class RegistryClient:
                 if r.status_code == 416:
                     raise _Transient("the registry refused to resume")
                 try:
-                    for chunk in r.iter_content(CHUNK):
+                    for chunk in r.iter_content(BLOB_CHUNK):
                         if self._abort.is_set():
                             raise RegistryError("pull aborted")
                         state["got"] += len(chunk)
