@@ -46,9 +46,9 @@ _SKIP_ONE = re.compile(r"[ \t\r\n]+|\#[^\r\n]*|/\*(?:[^*]|\*+[^*/])*\*+/")
 # floats before ints, `...` before `.`.
 _NORMAL = re.compile(
     _SKIP +
-    r"(?:(?P<id>[a-zA-Z_][a-zA-Z0-9_'\-]*)(?![a-zA-Z0-9._+\-]*/[a-zA-Z0-9._+\-$]"
+    r"(?:(?P<word>[a-zA-Z_][a-zA-Z0-9_'\-]*(?![a-zA-Z0-9._+\-]*/[a-zA-Z0-9._+\-$]"
     r"|[a-zA-Z0-9+\-.]*:[a-zA-Z0-9%/?:@&=+$,\-_.!~*'])"
-    r"|(?P<op>==|!=|<=|>=|&&|\|\||->|//|[()\[\];:,@=?!*>])"
+    r"|==|!=|<=|>=|&&|\|\||->|//|[()\[\];:,@=?!*>])"
     r"|(?P<open>\{|\$\{)"
     r"|(?P<close>\})"
     rf"|(?P<pathseg>{_PC}*/)(?=\$\{{)"
@@ -59,8 +59,7 @@ _NORMAL = re.compile(
     r"|(?P<uri>[a-zA-Z][a-zA-Z0-9+\-.]*:[a-zA-Z0-9%/?:@&=+$,\-_.!~*']+)"
     r"|(?P<float>(?:[1-9][0-9]*\.[0-9]*|0?\.[0-9]+)(?:[Ee][+-]?[0-9]+)?)"
     r"|(?P<int>[0-9]+)"
-    r"|(?P<id2>[a-zA-Z_][a-zA-Z0-9_'\-]*)"
-    r"|(?P<op2>\.\.\.|\+\+|[.\-+/<])"
+    r"|(?P<word2>[a-zA-Z_][a-zA-Z0-9_'\-]*|\.\.\.|\+\+|[.\-+/<])"
     r"|(?P<indopen>''(?:\ *\n)?)"
     r"|(?P<quote>\")"
     r"|(?P<other>[\s\S])"
@@ -141,11 +140,14 @@ def eof_position(text: str, last_start: int, last_end: int) -> int:
 
 
 # Group numbers of _NORMAL, dispatched on `Match.lastindex`.
-(_G_ID, _G_OP, _G_OPEN, _G_CLOSE, _G_PATHSEG, _G_HPATHSEG, _G_PATH, _G_HPATH, _G_SPATH, _G_URI,
- _G_FLOAT, _G_INT, _G_ID2, _G_OP2, _G_INDOPEN, _G_QUOTE, _G_OTHER, _G_EOF) = (
+(_G_WORD, _G_OPEN, _G_CLOSE, _G_PATHSEG, _G_HPATHSEG, _G_PATH, _G_HPATH, _G_SPATH, _G_URI,
+ _G_FLOAT, _G_INT, _G_WORD2, _G_INDOPEN, _G_QUOTE, _G_OTHER, _G_EOF) = (
     _NORMAL.groupindex[name] for name in (
-        "id", "op", "open", "close", "pathseg", "hpathseg", "path", "hpath", "spath", "uri",
-        "float", "int", "id2", "op2", "indopen", "quote", "other", "eof"))
+        "word", "open", "close", "pathseg", "hpathseg", "path", "hpath", "spath", "uri",
+        "float", "int", "word2", "indopen", "quote", "other", "eof"))
+
+# The token types of the `word` groups (identifiers, keywords, operators) other than `ID`.
+_WORDS = {**KEYWORDS, **OPERATORS}
 
 
 def tokenize(source: Source, eof: list[int] | None = None, make=Tok):
@@ -167,8 +169,10 @@ def scan(source: Source, eof: list[int] | None = None):
     normal_match = _NORMAL.match
     str_match = _STR.match
     ind_match = _IND.match
-    keywords = KEYWORDS
+    words_get = _WORDS.get
     operators = OPERATORS
+    g_word, g_word2, g_close, g_quote, g_open, g_int, g_eof = (
+        _G_WORD, _G_WORD2, _G_CLOSE, _G_QUOTE, _G_OPEN, _G_INT, _G_EOF)
     state = _CODE
     start = last_start = last_end = 0  # the last token
 
@@ -178,38 +182,36 @@ def scan(source: Source, eof: list[int] | None = None):
     while True:
         if state == _CODE:
             # The hot loop: plain code, where most tokens are, without leaving it per token.
+            # The group numbers are locals and the branches ordered by frequency.
             while True:
                 m = normal_match(text, pos)
                 i = m.lastindex
                 start, end = m.span(i)
-                if i == _G_ID or i == _G_ID2:
+                if i == g_word or i == g_word2:
                     value = m[i]
-                    yield (keywords.get(value, "ID"), value, start, end)
-                elif i == _G_OP or i == _G_OP2:
-                    value = m[i]
-                    yield (operators[value], value, start, end)
-                elif i == _G_OPEN:
-                    stack.append(_CODE)
-                    value = m[i]
-                    yield (operators[value], value, start, end)
-                elif i == _G_CLOSE:
+                    yield (words_get(value, "ID"), value, start, end)
+                elif i == g_close:
                     if len(stack) > 1:
                         stack.pop()
                         state = stack[-1]
                     yield ("RBRACE", "}", start, end)
                     if state != _CODE:
                         break
-                elif i == _G_QUOTE:
+                elif i == g_quote:
                     stack.append(_STRING)
                     state = _STRING
                     yield ("QUOTE", '"', start, end)
                     break
-                elif i == _G_INT:
+                elif i == g_open:
+                    stack.append(_CODE)
+                    value = m[i]
+                    yield (operators[value], value, start, end)
+                elif i == g_int:
                     value = m[i]
                     if int(value) > INT_MAX:
                         raise err(f"invalid integer '{value}'", start, end)
                     yield ("INT", value, start, end)
-                elif i == _G_EOF:
+                elif i == g_eof:
                     break
                 elif i == _G_PATH or i == _G_HPATH:
                     value = m[i]
@@ -240,7 +242,7 @@ def scan(source: Source, eof: list[int] | None = None):
                     yield ("CHAR", m[i], start, end)
                 pos = end
                 last_start = start
-            if i == _G_EOF:
+            if i == g_eof:
                 last_end = pos
                 break
             pos = last_end = end
