@@ -18,7 +18,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "docker"))
-from registry import LocalRegistry  # noqa: E402
+from registry import LocalRegistry
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 

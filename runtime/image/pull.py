@@ -30,8 +30,8 @@ import os
 import shutil
 import tarfile
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 from . import documents as d
 from .archive import layer_ids

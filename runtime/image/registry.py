@@ -35,10 +35,10 @@ import os
 import re
 import threading
 import time
-import urllib.parse
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
 import cattrs
 import requests
@@ -93,7 +93,7 @@ class ImageRef:
     digest: str | None = None
 
     @classmethod
-    def parse(cls, text: str, registry: str | None = None) -> "ImageRef":
+    def parse(cls, text: str, registry: str | None = None) -> ImageRef:
         """Parse `[registry/]name[:tag][@digest]` as docker does. With `registry` given (from a
         `registryUrl`), the whole name is the repository on that registry."""
         rest, _, digest = text.partition("@")
@@ -158,8 +158,7 @@ def endpoint_url(registry: str, registry_url: str | None = None,
         if "://" not in url:
             secure = tls_verify and not is_loopback(url.partition("/")[0])
             url = ("https://" if secure else "http://") + url
-        if url.endswith("/v2"):
-            url = url[:-3]
+        url = url.removesuffix("/v2")
         return url
     if registry == DOCKER_HUB:
         return DOCKER_HUB_API
@@ -630,8 +629,9 @@ class RegistryClient:
             futures = [pool.submit(self.fetch_blob, desc, sink, progress, label)
                        for desc, sink, label in jobs]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in futures if f.done() and f.exception() is not None]
+            failed = [f for f in futures if f in done and f.exception() is not None]
             if failed:
+                # The first failure is the one to report; the others only see the abort.
                 self._abort.set()
                 for f in pending:
                     f.cancel()

@@ -64,7 +64,7 @@ class LocalRegistry:
     def url(self) -> str:
         return f"http://{self.host}"
 
-    def start(self) -> "LocalRegistry":
+    def start(self) -> LocalRegistry:
         self.storage.mkdir(parents=True, exist_ok=True)
         lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
                  "storage:", "  filesystem:", f"    rootdirectory: {self.storage}",
@@ -106,7 +106,7 @@ class LocalRegistry:
             self.log.close()
         self.proc = None
 
-    def __enter__(self) -> "LocalRegistry":
+    def __enter__(self) -> LocalRegistry:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -152,12 +152,16 @@ class LocalRegistry:
 
 class FlakyProxy:
     """An HTTP proxy in front of a registry that can demand bearer tokens (with basic
-    credentials at its `/token` endpoint) and cut the first `cut_blobs` blob responses after
-    `cut_after` bytes (closing the connection)."""
+    credentials at its `/token` endpoint), cut the first `cut_blobs` blob responses after
+    `cut_after` bytes (closing the connection), and answer the first `fail_count` requests for
+    /v2/ content with `fail_status` (e.g. 429 or 503)."""
 
     def __init__(self, upstream: str, token_auth: tuple[str, str] | None = None,
-                 cut_blobs: int = 0, cut_after: int = 1000):
+                 cut_blobs: int = 0, cut_after: int = 1000, fail_status: int = 0,
+                 fail_count: int = 0):
         self.upstream = upstream
+        self.fail_status = fail_status
+        self.fail_count = fail_count
         self.token_auth = token_auth
         self.cut_blobs = cut_blobs
         self.cut_after = cut_after
@@ -190,7 +194,7 @@ class FlakyProxy:
     def host(self) -> str:
         return f"127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> "FlakyProxy":
+    def __enter__(self) -> FlakyProxy:
         self.thread.start()
         return self
 
@@ -214,6 +218,13 @@ class FlakyProxy:
 
             return self._send(h, 401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token"}]}',
                               {"WWW-Authenticate": challenge})
+        with self.lock:
+            fail = self.fail_count > 0 and h.path.startswith("/v2/") and h.path != "/v2/"
+            if fail:
+                self.fail_count -= 1
+        if fail:
+            return self._send(h, self.fail_status, b'{"errors":[{"code":"TOOMANYREQUESTS",'
+                              b'"message":"slow down"}]}', {"Retry-After": "0"})
         headers = {k: v for k, v in h.headers.items()
                    if k.lower() in ("accept", "range", "accept-encoding")}
         conn = http.client.HTTPConnection(self.upstream.split("://", 1)[1], timeout=30)

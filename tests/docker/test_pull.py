@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Builder
+from conftest import Builder
 from registry import FlakyProxy, LocalRegistry, missing_packages
 
 from dtx.runtime.image import documents as d
@@ -485,3 +485,17 @@ def test_client_verifies_manifests_by_digest(env):
     with pytest.raises(RegistryError, match="not found|corrupted"):
         client.get_manifest("sha256:" + "0" * 64)
     client.close()
+
+
+def test_rate_limits_and_server_errors_are_retried(env, tmp_path):
+    log: list[str] = []
+    with FlakyProxy(env.reg.url, fail_status=429, fail_count=2) as proxy:
+        req = PullRequest(f"{proxy.host}/dtx-test/base", "v1", arch="amd64")
+        pull_image(req, str(tmp_path / "ok.tar"), str(tmp_path), log.append, backoff=0.05)
+        assert sum("HTTP 429 (too many requests)" in line for line in log) == 2
+    with FlakyProxy(env.reg.url, fail_status=503, fail_count=100) as proxy:
+        req = PullRequest(f"{proxy.host}/dtx-test/base", "v1", arch="amd64")
+        with pytest.raises(RegistryError, match=r"manifest v1 of 'dtx-test/base' on .* failed "
+                                                r"after 3 attempts: .* answered HTTP 503"):
+            pull_image(req, str(tmp_path / "bad.tar"), str(tmp_path), log.append,
+                       retries=2, backoff=0.05)
