@@ -38,7 +38,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..vm import console, disk, initrd, qemu
 from .eval import on_interrupt
@@ -275,10 +275,10 @@ def builtin_run_in_vm(drv, env: dict, out: str, log: Callable[[str], None]) -> N
                 t1 = time.monotonic()
                 try:
                     guest.wait_ready(deadline)
-                except qemu.VMError as e:
+                except qemu.VMError:
                     for line in guest.boot_text[-20:]:
                         log(f"vm: {line}")
-                    raise e
+                    raise
                 log(f"vm: booted in {time.monotonic() - t1:.1f} s")
                 status = guest.run(GUEST_STEP, log, deadline)
                 specials: list[disk.SpecialFile] = []
@@ -289,14 +289,11 @@ def builtin_run_in_vm(drv, env: dict, out: str, log: Callable[[str], None]) -> N
                         deadline)
                     specials = disk.parse_special_files(lines)
                 guest.shutdown()
-                if specials:
-                    _refuse_special(specials[0], store_dir)
-            except qemu.VMError:
-                guest.kill()
-                raise
             except BaseException:
                 guest.kill()
                 raise
+            if specials:
+                _refuse_special(specials[0], store_dir)
             if status != 0:
                 raise _error(f"builder for '{drv.name}' failed in the VM with exit code "
                              f"{status}")

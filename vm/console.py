@@ -24,7 +24,7 @@ import secrets
 import signal
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pexpect
 
@@ -37,7 +37,7 @@ class VMTimeout(VMError):
     """The guest did not finish within its deadline (it has been killed)."""
 
 
-_running: set["Guest"] = set()
+_running: set[Guest] = set()
 _running_lock = threading.Lock()
 
 
@@ -82,7 +82,7 @@ class Guest:
             pass
         try:
             child.close(force=True)
-        except Exception:  # noqa: BLE001 - already gone
+        except Exception:  # noqa: BLE001, S110 - already gone
             pass
         with _running_lock:
             _running.discard(self)

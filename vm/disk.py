@@ -48,7 +48,7 @@ def _tool(name: str) -> str:
 
 def _run(argv: list[str]) -> str:
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          errors="replace")
+                          errors="replace", check=False)
     if proc.returncode != 0:
         raise DiskError(f"{os.path.basename(argv[0])} failed with exit code {proc.returncode}: "
                         f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
@@ -189,7 +189,7 @@ def read_back(image: str, inside: str, dest: str, specials: list[SpecialFile] = 
     has no such tree."""
     debugfs = _tool("debugfs")
     check = subprocess.run([debugfs, "-R", f"stat {inside}", image], capture_output=True,
-                           text=True, errors="replace")
+                           text=True, errors="replace", check=False)
     if "File not found" in check.stderr or "Inode:" not in check.stdout:
         return False
     parent = os.path.dirname(dest)

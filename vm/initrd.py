@@ -49,7 +49,7 @@ class Kernel:
     modules_dir: str
 
     @classmethod
-    def find(cls, root: str) -> "Kernel":
+    def find(cls, root: str) -> Kernel:
         """Locate the kernel in an unpacked `linux-image-*` package at `root`."""
         images = sorted(glob.glob(os.path.join(root, "boot", "vmlinuz-*")))
         if not images:
@@ -127,7 +127,7 @@ class ModuleSet:
     builtin: set[str] = field(default_factory=set)
 
     @classmethod
-    def scan(cls, modules_dir: str) -> "ModuleSet":
+    def scan(cls, modules_dir: str) -> ModuleSet:
         """Index the module files and built-in modules under `modules_dir`."""
         ms = cls()
         for dirpath, _, names in os.walk(modules_dir):

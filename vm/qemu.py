@@ -23,8 +23,8 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 PROBE_DEADLINE = 8.0
 

@@ -12,13 +12,12 @@ import struct
 import subprocess
 
 import pytest
-
 from dtx.runtime.vmbuild import step_script
 from dtx.vm import disk, initrd, qemu
 
 
 def spec(**kw) -> qemu.VMSpec:
-    base = dict(kernel="/k/vmlinuz", initrd="/k/initrd", disk="/t/disk.img")
+    base = {"kernel": "/k/vmlinuz", "initrd": "/k/initrd", "disk": "/t/disk.img"}
     base.update(kw)
     return qemu.VMSpec(**base)
 
@@ -78,7 +77,8 @@ def test_accel_probe_runs_once_and_is_cached(monkeypatch, tmp_path):
     assert qemu.accel_verdict(cache, probe, shown.append) == "tcg"
     assert len(calls) == 1
     assert len(shown) == 1 and "TCG" in shown[0]
-    assert json.load(open(cache)) == {qemu.host_key(): "tcg"}
+    with open(cache) as f:
+        assert json.load(f) == {qemu.host_key(): "tcg"}
 
 
 def test_accel_without_kvm_device_is_tcg(monkeypatch, tmp_path):
@@ -162,7 +162,7 @@ def test_step_script_runs_builder_with_exact_environment(tmp_path):
     assert script.startswith("cd /build")
     got = subprocess.run([shutil.which("sh"), "-c",
                           script.replace("cd /build || exit 1", f"cd {tmp_path}")],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert got.stdout.count("=") == 3
     assert "weird=a 'b'\nc $d\n" in got.stdout and "out=/nix/store/x-y\n" in got.stdout
     assert "it\\'s" not in step_script(["/bin/echo", "it's"], {}).decode()

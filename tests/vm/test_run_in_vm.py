@@ -60,7 +60,7 @@ in {
 
 def qemu_count() -> int:
     out = subprocess.run(["pgrep", "-c", "-f", "qemu-system-x86_64"], capture_output=True,
-                         text=True).stdout.strip()
+                         text=True, check=False).stdout.strip()
     return int(out or 0)
 
 
@@ -83,7 +83,7 @@ class VMBuilds:
 
     def build(self, attr: str) -> subprocess.CompletedProcess:
         return subprocess.run(self.argv(attr), env=self.env(), capture_output=True, text=True,
-                              timeout=900, cwd=self.base)
+                              timeout=900, cwd=self.base, check=False)
 
     def read_log(self, drv_hint: str) -> str:
         logs = list((self.home / "nix" / "var" / "nix" / "log" / "drvs").rglob(f"*{drv_hint}*"))
@@ -94,7 +94,7 @@ class VMBuilds:
 def vm():
     base = Path(tempfile.mkdtemp(prefix="dtx-vm-test-"))
     yield VMBuilds(base)
-    subprocess.run(["chmod", "-R", "u+w", str(base)])
+    subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -145,7 +145,9 @@ def test_hanging_step_is_killed_at_its_timeout(vm):
 def test_ctrl_c_kills_the_guest(vm):
     proc = subprocess.Popen(vm.argv("interrupted"), env=vm.env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, cwd=vm.base,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            # a background job may inherit SIGINT ignored; Python then never
+                            # raises KeyboardInterrupt
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     seen = b""
     deadline = time.monotonic() + 300
     while b"waiting for ctrl-c" not in seen and time.monotonic() < deadline:
