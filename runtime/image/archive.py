@@ -25,15 +25,17 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
+import stat
 import tarfile
 from dataclasses import dataclass, field
 
 import attrs
 
 from . import documents as d
-from .layers import (LayerError, Log, compress, file_digest, layer_is_clean,
-                     open_maybe_compressed, rewrite_clean)
+from .layers import (LayerError, Log, compress, compressing_writer, file_digest,
+                     layer_is_clean, open_maybe_compressed, rewrite_clean)
 
 
 @dataclass
@@ -45,7 +47,8 @@ class Layer:
 
 
 @dataclass
-class BaseImage:
+class Image:
+    """One image on the host: its config, its uncompressed layers and its repository tags."""
     config: d.ImageConfig
     layers: list[Layer]
     repo_tags: list[str]
@@ -53,6 +56,9 @@ class BaseImage:
     def store_paths(self) -> set[str]:
         return set().union(*(layer.store_paths for layer in self.layers)) if self.layers \
             else set()
+
+
+BaseImage = Image  # an image read for `fromImage`
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -124,16 +130,46 @@ def layer_ids(diff_ids: list[str], config_digest: str) -> list[str]:
 
 
 def write_docker_archive(dest: str, config: d.ImageConfig, layers: list[Layer],
-                         repo_tags: list[str], mtime: int) -> None:
-    """Write an uncompressed docker-archive tar to `dest`."""
+                         repo_tags: list[str], mtime: int, compressor: str = "none") -> None:
+    """Write a docker-archive holding one image to `dest`, compressed with `compressor`."""
+    write_docker_archive_images(dest, [Image(config, layers, repo_tags)], mtime, compressor)
+
+
+def write_docker_archive_images(dest: str, images: list[Image], mtime: int,
+                                compressor: str = "none") -> None:
+    """Write a docker-archive holding `images` (one `manifest.json` entry each, in order) to
+    `dest`, compressed with `compressor` as it is written. A layer that several images share
+    (same diff_id) is stored once, in the directory of the first image that has it, and a
+    config file once."""
+    with open(dest, "wb") as f, compressing_writer(f, compressor) as stream, \
+            tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        layer_dirs: dict[str, str] = {}  # diff_id -> the directory holding it
+        configs: set[str] = set()
+        entries, repositories = [], {}
+        for image in images:
+            entry = _add_image(tar, image, mtime, layer_dirs, configs)
+            entries.append(d.to_data(entry))
+            top = entry.Layers[-1].split("/", 1)[0] if entry.Layers else ""
+            for tag in image.repo_tags:
+                repo, _, t = tag.rpartition(":")
+                repositories.setdefault(repo, {})[t] = top
+        _add_bytes(tar, "manifest.json", d.canonical_json(entries), mtime)
+        _add_bytes(tar, "repositories", d.canonical_json(repositories), mtime)
+
+
+def _add_image(tar: tarfile.TarFile, image: Image, mtime: int, layer_dirs: dict[str, str],
+               configs: set[str]) -> d.ArchiveEntry:
+    """Add one image's new layers and config to `tar`; return its manifest entry."""
+    config, layers = image.config, image.layers
     config_bytes = d.canonical_json(config)
     config_hex = hashlib.sha256(config_bytes).hexdigest()
     ids = layer_ids([layer.diff_id for layer in layers], "sha256:" + config_hex)
     legacy_config = d.to_data(config.config) if config.config is not None else {}
-    with open(dest, "wb") as f, tarfile.open(fileobj=f, mode="w",
-                                             format=tarfile.GNU_FORMAT) as tar:
-        parent = None
-        for i, (layer, lid) in enumerate(zip(layers, ids)):
+    parent = None
+    dirs = []
+    for i, (layer, lid) in enumerate(zip(layers, ids)):
+        if layer.diff_id not in layer_dirs:
+            layer_dirs[layer.diff_id] = lid
             tar.addfile(_tar_info(lid, mtime, directory=True))
             _add_bytes(tar, f"{lid}/VERSION", b"1.0", mtime)
             legacy = {"id": lid, "created": config.created or "1970-01-01T00:00:01Z",
@@ -147,22 +183,35 @@ def write_docker_archive(dest: str, config: d.ImageConfig, layers: list[Layer],
             with open(layer.path, "rb") as lf:
                 tar.addfile(_tar_info(f"{lid}/layer.tar", mtime,
                                       os.fstat(lf.fileno()).st_size), lf)
-            parent = lid
+        dirs.append(layer_dirs[layer.diff_id])
+        parent = lid
+    if config_hex not in configs:
+        configs.add(config_hex)
         _add_bytes(tar, f"{config_hex}.json", config_bytes, mtime)
-        entry = d.ArchiveEntry(Config=f"{config_hex}.json", RepoTags=repo_tags,
-                               Layers=[f"{lid}/layer.tar" for lid in ids])
-        _add_bytes(tar, "manifest.json", d.canonical_json([d.to_data(entry)]), mtime)
-        repositories: dict[str, dict[str, str]] = {}
-        for tag in repo_tags:
-            repo, _, t = tag.rpartition(":")
-            repositories.setdefault(repo, {})[t] = ids[-1] if ids else ""
-        _add_bytes(tar, "repositories", d.canonical_json(repositories), mtime)
+    return d.ArchiveEntry(Config=f"{config_hex}.json", RepoTags=image.repo_tags,
+                          Layers=[f"{lid}/layer.tar" for lid in dirs])
+
+
+def read_image(path: str, workdir: str, log: Log, name: str | None = None,
+               tag: str | None = None) -> Image:
+    """Open a base image: a docker-archive file or an OCI image layout directory."""
+    if os.path.isdir(path):
+        return read_oci_layout(path, workdir, log, name, tag)
+    return read_docker_archive(path, workdir, log, name, tag)
+
+
+def read_images(path: str, workdir: str, log: Log) -> list[Image]:
+    """Open every image of a docker-archive file or an OCI image layout directory."""
+    if os.path.isdir(path):
+        return read_oci_layout(path, workdir, log, every=True)
+    return read_docker_archive(path, workdir, log, every=True)
 
 
 def read_docker_archive(path: str, workdir: str, log: Log, name: str | None = None,
-                        tag: str | None = None) -> BaseImage:
+                        tag: str | None = None, every: bool = False):
     """Open the docker-archive at `path` (plain, gzip or zstd) and copy its layers, checked and
-    uncompressed, into `workdir`. `name`/`tag` choose among several images (default: first)."""
+    uncompressed, into `workdir`. `name`/`tag` choose among several images (default: first);
+    with `every`, all images are read and returned as a list."""
     plain = os.path.join(workdir, "base.tar")
     with open_maybe_compressed(path) as src, open(plain, "wb") as out:
         shutil.copyfileobj(src, out, 1 << 20)
@@ -172,38 +221,51 @@ def read_docker_archive(path: str, workdir: str, log: Log, name: str | None = No
                        for e in json.load(_member(tar, "manifest.json"))]
             if not entries:
                 raise LayerError("the base image's manifest.json lists no image")
-            entry = _choose(entries, name, tag)
-            config = d.from_json(d.ImageConfig, _member(tar, entry.Config).read())
-            diff_ids = config.rootfs.diff_ids
-            if len(diff_ids) != len(entry.Layers):
-                raise LayerError(f"the base image has {len(entry.Layers)} layers but its "
-                                 f"config lists {len(diff_ids)} diff_ids")
-            layers = []
-            for i, (member, want) in enumerate(zip(entry.Layers, diff_ids)):
-                layer_path = os.path.join(workdir, f"base-layer-{i}.tar")
-                with _member(tar, member) as raw, open(layer_path + ".raw", "wb") as out:
-                    shutil.copyfileobj(raw, out, 1 << 20)
-                with open_maybe_compressed(layer_path + ".raw") as src, \
-                        open(layer_path, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                os.unlink(layer_path + ".raw")
-                got, _ = file_digest(layer_path)
-                if got != want:
-                    raise LayerError(f"base image layer {i} ('{member}') has digest {got}, "
-                                     f"but its config says {want}")
-                label = f"base image layer {i}"
-                clean, names = layer_is_clean(layer_path, log, label)
-                if not clean:
-                    log(f"{label} holds unsafe entries: using a copy without them")
-                    cleaned = layer_path + ".clean"
-                    rewrite_clean(layer_path, cleaned, lambda _line: None, label)
-                    os.replace(cleaned, layer_path)
-                    got, _ = file_digest(layer_path)
-                    diff_ids[i] = got
-                layers.append(Layer(layer_path, got, _store_names(names)))
+            chosen = entries if every else [_choose(entries, name, tag)]
+            images = []
+            for n, entry in enumerate(chosen):
+                config = d.from_json(d.ImageConfig, _member(tar, entry.Config).read())
+                diff_ids = config.rootfs.diff_ids
+                if len(diff_ids) != len(entry.Layers):
+                    raise LayerError(f"the base image has {len(entry.Layers)} layers but its "
+                                     f"config lists {len(diff_ids)} diff_ids")
+                layers = []
+                for i, member in enumerate(entry.Layers):
+                    layer_path = os.path.join(workdir, f"base-{n}-layer-{i}.tar")
+                    with _member(tar, member) as raw:
+                        layers.append(_take_layer(raw, layer_path, config, i, f"'{member}'",
+                                                  log))
+                images.append(Image(config, layers, entry.RepoTags or []))
     finally:
         os.unlink(plain)
-    return BaseImage(config, layers, entry.RepoTags or [])
+    return images if every else images[0]
+
+
+def _take_layer(raw, layer_path: str, config: d.ImageConfig, i: int, what: str,
+                log: Log) -> Layer:
+    """Copy layer `i` of a foreign image from the stream `raw` (maybe compressed) to
+    `layer_path`, uncompressed; check it against the config's diff_id and drop its unsafe
+    entries (updating the diff_id then)."""
+    with open(layer_path + ".raw", "wb") as out:
+        shutil.copyfileobj(raw, out, 1 << 20)
+    with open_maybe_compressed(layer_path + ".raw") as src, open(layer_path, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    os.unlink(layer_path + ".raw")
+    want = config.rootfs.diff_ids[i]
+    got, _ = file_digest(layer_path)
+    if got != want:
+        raise LayerError(f"base image layer {i} ({what}) has digest {got}, "
+                         f"but its config says {want}")
+    label = f"base image layer {i}"
+    clean, names = layer_is_clean(layer_path, log, label)
+    if not clean:
+        log(f"{label} holds unsafe entries: using a copy without them")
+        cleaned = layer_path + ".clean"
+        rewrite_clean(layer_path, cleaned, lambda _line: None, label)
+        os.replace(cleaned, layer_path)
+        got, _ = file_digest(layer_path)
+        config.rootfs.diff_ids[i] = got
+    return Layer(layer_path, got, _store_names(names))
 
 
 def _member(tar: tarfile.TarFile, name: str):
@@ -277,3 +339,138 @@ def write_oci_layout(dest: str, config: d.ImageConfig, layers: list[Layer], ref_
         f.write(d.canonical_json(index))
     with open(os.path.join(dest, "oci-layout"), "wb") as f:
         f.write(d.canonical_json({"imageLayoutVersion": "1.0.0"}))
+
+
+_MANIFEST_TYPES = (d.MEDIA_OCI_MANIFEST, d.MEDIA_DOCKER_MANIFEST)
+_INDEX_TYPES = (d.MEDIA_OCI_INDEX, d.MEDIA_DOCKER_MANIFEST_LIST)
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def read_oci_layout(path: str, workdir: str, log: Log, name: str | None = None,
+                    tag: str | None = None, every: bool = False):
+    """Open the OCI image layout directory at `path` as `read_docker_archive` opens an
+    archive. Manifests are found through `index.json` (nested indexes followed); `tag` matches
+    the `org.opencontainers.image.ref.name` annotation, `name` the repository part of
+    `io.containerd.image.name`. Every blob read is checked against its descriptor's digest and
+    size; blobs are looked up by digest only, so a layout cannot make dtx read outside it."""
+    index = d.from_json(d.OCIIndex, _blob_or_file(path, os.path.join(path, "index.json")))
+    found = []  # (descriptor, annotations of the outermost descriptor)
+    _collect_manifests(path, index, None, found, 0)
+    if not found:
+        raise LayerError("the base image's index.json lists no image manifest")
+    if every:
+        chosen = found
+    else:
+        chosen = [_choose_oci(found, name, tag)]
+    images = []
+    for n, (desc, annotations) in enumerate(chosen):
+        manifest = d.from_json(d.OCIManifest, _blob(path, desc))
+        config = d.from_json(d.ImageConfig, _blob(path, manifest.config))
+        if len(config.rootfs.diff_ids) != len(manifest.layers):
+            raise LayerError(f"the base image has {len(manifest.layers)} layers but its "
+                             f"config lists {len(config.rootfs.diff_ids)} diff_ids")
+        layers = []
+        for i, layer_desc in enumerate(manifest.layers):
+            blob = _blob_path(path, layer_desc)
+            layer_path = os.path.join(workdir, f"base-{n}-layer-{i}.tar")
+            with open(blob, "rb") as raw:
+                layer = _take_layer(_Verifying(raw, layer_desc), layer_path, config, i,
+                                    f"'{layer_desc.digest}'", log)
+            layers.append(layer)
+        images.append(Image(config, layers, _oci_repo_tags(annotations)))
+    return images if every else images[0]
+
+
+def _collect_manifests(root: str, index: d.OCIIndex, outer: dict | None, found: list,
+                       depth: int) -> None:
+    if depth > 4:
+        raise LayerError("the base image's indexes nest too deeply")
+    for desc in index.manifests or []:
+        annotations = outer if outer is not None else (desc.annotations or {})
+        if desc.mediaType in _INDEX_TYPES:
+            nested = d.from_json(d.OCIIndex, _blob(root, desc))
+            _collect_manifests(root, nested, annotations, found, depth + 1)
+        elif desc.mediaType in _MANIFEST_TYPES or desc.mediaType is None:
+            found.append((desc, annotations))
+
+
+def _choose_oci(found: list, name: str | None, tag: str | None):
+    if not name and not tag:
+        return found[0]
+    for desc, annotations in found:
+        ref = annotations.get("org.opencontainers.image.ref.name", "")
+        full = annotations.get("io.containerd.image.name", "")
+        repo, _, full_tag = full.rpartition(":")
+        ref_tag = ref.rpartition(":")[2] if ":" in ref else ref
+        if (not tag or tag in (ref_tag, full_tag)) and (not name or name == repo):
+            return desc, annotations
+    wanted = f"{name or '*'}:{tag or '*'}"
+    known = ", ".join(a.get("io.containerd.image.name")
+                      or a.get("org.opencontainers.image.ref.name", "?")
+                      for _, a in found)
+    raise LayerError(f"the base image has no image tagged '{wanted}' (it has: {known})")
+
+
+def _oci_repo_tags(annotations: dict) -> list[str]:
+    full = annotations.get("io.containerd.image.name")
+    if full and ":" in full:
+        return [full]
+    ref = annotations.get("org.opencontainers.image.ref.name")
+    if ref and ":" in ref and "/" not in ref.rpartition(":")[2]:
+        return [ref]
+    return []
+
+
+def _blob_path(root: str, desc: d.Descriptor) -> str:
+    """The file of a blob, by its descriptor's digest (which must be a plain sha256)."""
+    if not isinstance(desc.digest, str) or not _DIGEST.fullmatch(desc.digest):
+        raise LayerError(f"the base image names a blob by an unsupported digest "
+                         f"'{desc.digest}'")
+    blob = os.path.join(root, "blobs", "sha256", desc.digest.split(":", 1)[1])
+    try:
+        st = os.lstat(blob)
+    except FileNotFoundError:
+        raise LayerError(f"the base image has no blob {desc.digest}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise LayerError(f"the base image's blob {desc.digest} is not a regular file")
+    if desc.size is not None and st.st_size != desc.size:
+        raise LayerError(f"the base image's blob {desc.digest} has {st.st_size} bytes, "
+                         f"but its descriptor says {desc.size}")
+    return blob
+
+
+def _blob(root: str, desc: d.Descriptor) -> bytes:
+    """A small blob's bytes, checked against its digest."""
+    data = _blob_or_file(root, _blob_path(root, desc))
+    if d.sha256_digest(data) != desc.digest:
+        raise LayerError(f"the base image's blob {desc.digest} does not match its digest")
+    return data
+
+
+def _blob_or_file(root: str, path: str, limit: int = 16 << 20) -> bytes:
+    if os.path.islink(path) or not os.path.isfile(path):
+        raise LayerError(f"the base image has no regular file "
+                         f"'{os.path.relpath(path, root)}'")
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise LayerError(f"the base image's '{os.path.relpath(path, root)}' is too large")
+    return data
+
+
+class _Verifying:
+    """A reader of a blob that checks its digest once the blob has been read to the end."""
+
+    def __init__(self, f, desc: d.Descriptor):
+        self.f = f
+        self.desc = desc
+        self.h = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.h.update(data)
+        if not data or n < 0:
+            if "sha256:" + self.h.hexdigest() != self.desc.digest:
+                raise LayerError(f"the base image's blob {self.desc.digest} does not match "
+                                 f"its digest")
+        return data

@@ -17,7 +17,13 @@ from the derivation's `__json`:
   layering             "single" (buildImage) or "popularity" (buildLayeredImage), maxLayers
   compressor           none | gz | zstd: of the whole archive, or of each OCI blob
   format               docker-archive (a file) | oci (an OCI layout directory) |
-                       root-tar (just the image root as a tar: the input of `extraCommands`)
+                       root-tar (just the image root as a tar: the input of `extraCommands`,
+                       and `mkTarball`) | pure-layer (`mkPureLayer`: a directory with
+                       layer.tar, json, VERSION) | merged-archive (`mergeImages`)
+  withClosure          root-tar: also put the closure of `closureRoots` under /nix/store
+  uid, gid             root-tar, pure-layer: the owner of every entry (default 0)
+  baseJson             pure-layer: a JSON file, written as `json` with a `checksum` added
+  images               merged-archive: the docker-archives or OCI layouts to merge, in order
 
 Store paths are found through the build's inputs: every path named above is a string with
 context, so the derivation lists it as an input and the scheduler has built it. The builder
@@ -37,13 +43,13 @@ import time
 from typing import Callable
 
 from . import documents as d
-from .archive import (BaseImage, Layer, merge_container_config, read_docker_archive,
-                      write_docker_archive, write_oci_layout)
+from .archive import (BaseImage, Layer, merge_container_config, read_image, read_images,
+                      write_docker_archive, write_docker_archive_images, write_oci_layout)
 from .layers import (COMPRESSORS, LayerError, Tree, add_root_contents, add_store_paths,
-                     add_host_tree, compress, extract, make_removable, parse_created,
+                     add_host_tree, compressing_writer, extract, make_removable, parse_created,
                      write_tar)
 
-FORMATS = ("docker-archive", "oci", "root-tar")
+FORMATS = ("docker-archive", "oci", "root-tar", "pure-layer", "merged-archive")
 
 
 def builtin_docker_image(drv, env: dict, out: str, log: Callable[[str], None]) -> None:
@@ -111,6 +117,19 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
         _checked(store, allowed, path, "path")
         return store.real(path)
 
+    if fmt == "merged-archive":
+        images = []
+        for i, path in enumerate(params.get("images") or []):
+            staged = os.path.join(work, f"image-{i}")
+            os.mkdir(staged)
+            found = read_images(real(path), staged, log)
+            log(f"{path}: {len(found)} images")
+            images += found
+        if not images:
+            raise LayerError("mergeImages needs at least one image")
+        write_docker_archive_images(out, images, mtime, compressor)
+        return
+
     # The image root: contents (or the extraCommands tar, which holds them), then tarballs.
     root_tree = Tree()
     contents = [_checked(store, allowed, p, "contents path") and p
@@ -133,17 +152,30 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
         for entry in sorted(os.listdir(staged)):
             add_host_tree(root_tree, os.path.join(staged, entry), entry)
 
+    owner = int(params.get("uid") or 0), int(params.get("gid") or 0)
     if fmt == "root-tar":
-        with open(out, "wb") as f:
-            write_tar(root_tree, f, mtime)
+        if params.get("withClosure"):
+            roots = [_checked(store, allowed, p, "closure root")
+                     for p in params.get("closureRoots") or []]
+            closure = store.closure(roots)
+            for p in closure:
+                if p not in allowed:
+                    raise LayerError(f"'{p}' is in the closure but not an input of the "
+                                     f"derivation")
+            add_store_paths(root_tree, closure, store.real)
+        with open(out, "wb") as f, compressing_writer(f, compressor) as stream:
+            write_tar(root_tree, stream, mtime, *owner)
+        return
+    if fmt == "pure-layer":
+        _write_pure_layer(out, root_tree, params, real, mtime, owner)
         return
 
     base: BaseImage | None = None
     if params.get("fromImage"):
         base_dir = os.path.join(work, "base")
         os.mkdir(base_dir)
-        base = read_docker_archive(real(params["fromImage"]), base_dir, log,
-                                   params.get("fromImageName"), params.get("fromImageTag"))
+        base = read_image(real(params["fromImage"]), base_dir, log,
+                          params.get("fromImageName"), params.get("fromImageTag"))
         log(f"base image: {len(base.layers)} layers, {len(base.store_paths())} store paths")
 
     roots = [_checked(store, allowed, p, "closure root") for p in params.get("closureRoots")
@@ -209,12 +241,27 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
     if fmt == "oci":
         write_oci_layout(out, config, layers, tag, name, compressor)
         return
-    plain = os.path.join(work, "image.tar")
-    write_docker_archive(plain, config, layers, [f"{name}:{tag}"], mtime)
-    if compressor == "none":
-        os.replace(plain, out)
-    else:
-        compress(plain, out, compressor)
+    write_docker_archive(out, config, layers, [f"{name}:{tag}"], mtime, compressor)
+
+
+def _write_pure_layer(out: str, tree: Tree, params: dict, real, mtime: int,
+                      owner: tuple[int, int]) -> None:
+    """`mkPureLayer`'s output: `layer.tar`, `json` (the base JSON with the layer's checksum)
+    and `VERSION`, as a layer directory of the legacy docker-archive format."""
+    os.mkdir(out)
+    with open(os.path.join(out, "layer.tar"), "wb") as f:
+        digest = write_tar(tree, f, mtime, *owner)
+    base: dict = {}
+    if params.get("baseJson"):
+        with open(real(params["baseJson"]), "rb") as f:
+            base = json.load(f)
+        if not isinstance(base, dict):
+            raise LayerError("mkPureLayer: baseJson must hold a JSON object")
+    base["checksum"] = digest
+    with open(os.path.join(out, "json"), "wb") as f:
+        f.write(d.canonical_json(base))
+    with open(os.path.join(out, "VERSION"), "wb") as f:
+        f.write(b"1.0")
 
 
 def _mentioned_paths(text: str, store_dir: str, allowed: set[str]) -> list[str]:

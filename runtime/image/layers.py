@@ -26,7 +26,9 @@ import hashlib
 import os
 import shutil
 import stat
+import struct
 import tarfile
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterable
 
@@ -225,15 +227,17 @@ class _HashingWriter:
         self.f.flush()
 
 
-def write_tar(tree: Tree, f: BinaryIO, mtime: int = DEFAULT_MTIME) -> str:
-    """Write `tree` as a tar to `f`; return its `sha256:` digest (the layer's diff_id)."""
+def write_tar(tree: Tree, f: BinaryIO, mtime: int = DEFAULT_MTIME, uid: int = 0,
+              gid: int = 0) -> str:
+    """Write `tree` as a tar to `f`, every entry owned by `uid`:`gid`; return its `sha256:`
+    digest (the layer's diff_id)."""
     out = _HashingWriter(f)
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for path in sorted(tree.entries):
             entry = tree.entries[path]
             info = tarfile.TarInfo(path)
             info.mtime = mtime
-            info.uid = info.gid = 0
+            info.uid, info.gid = uid, gid
             info.uname = info.gname = ""
             info.mode = entry.mode
             if entry.kind == "dir":
@@ -251,26 +255,122 @@ def write_tar(tree: Tree, f: BinaryIO, mtime: int = DEFAULT_MTIME) -> str:
     return "sha256:" + out.h.hexdigest()
 
 
+GZIP_LEVEL = 6  # gzip's and pigz's default
+GZIP_BLOCK = 1 << 20  # bytes of input per independently compressed deflate block
+_DICT = 32 << 10  # deflate's window: each block is primed with the input before it
+
+
+class GzipWriter:
+    """A gzip stream written reproducibly and in parallel, as pigz does.
+
+    The input is cut into `GZIP_BLOCK`-sized blocks; each is deflated on its own (zlib releases
+    the GIL, so threads run in parallel) with the 32 KiB of input before it as its dictionary and
+    ends with a sync flush, the last one with the final block. The bytes depend only on the input
+    and the level, never on the number of threads or on how the input was split into `write`
+    calls. The header has no file name, mtime 0 and OS 255 (unknown), as Python's gzip writes it.
+    """
+
+    def __init__(self, out: BinaryIO, level: int = GZIP_LEVEL, threads: int | None = None):
+        from concurrent.futures import ThreadPoolExecutor
+        self.out = out
+        self.level = level
+        self.threads = max(1, threads if threads is not None else (os.cpu_count() or 1))
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self.pending: list = []  # futures of compressed blocks, in order
+        self.buffer = bytearray()
+        self.dictionary = b""
+        self.crc = 0
+        self.size = 0
+        xfl = 2 if level == 9 else 4 if level == 1 else 0
+        out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes([xfl, 255]))
+
+    def write(self, data) -> int:
+        self.buffer += data
+        while len(self.buffer) >= GZIP_BLOCK:
+            block = bytes(self.buffer[:GZIP_BLOCK])
+            del self.buffer[:GZIP_BLOCK]
+            self._submit(block, last=False)
+        return len(data)
+
+    def tell(self) -> int:
+        """The number of bytes written so far (uncompressed), as tarfile wants to know."""
+        return self.size + len(self.buffer)
+
+    def flush(self) -> None:
+        pass
+
+    def _submit(self, block: bytes, last: bool) -> None:
+        self.crc = zlib.crc32(block, self.crc)
+        self.size += len(block)
+        args = (block, self.dictionary, last)
+        self.dictionary = (self.dictionary + block)[-_DICT:]
+        if self.pool is None:
+            self.out.write(self._deflate(*args))
+            return
+        self.pending.append(self.pool.submit(self._deflate, *args))
+        while len(self.pending) > 2 * self.threads:
+            self.out.write(self.pending.pop(0).result())
+
+    def _deflate(self, block: bytes, dictionary: bytes, last: bool) -> bytes:
+        if dictionary:
+            c = zlib.compressobj(self.level, zlib.DEFLATED, -zlib.MAX_WBITS, 9,
+                                 zlib.Z_DEFAULT_STRATEGY, dictionary)
+        else:
+            c = zlib.compressobj(self.level, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+        return c.compress(block) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+    def close(self) -> None:
+        """Write the last block and the trailer (CRC-32 and length); does not close `out`."""
+        self._submit(bytes(self.buffer), last=True)
+        self.buffer = bytearray()
+        for future in self.pending:
+            self.out.write(future.result())
+        self.pending = []
+        if self.pool is not None:
+            self.pool.shutdown()
+        self.out.write(struct.pack("<II", self.crc, self.size & 0xFFFFFFFF))
+
+    def __enter__(self) -> "GzipWriter":
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None:
+            self.close()
+        elif self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def compressing_writer(out: BinaryIO, compressor: str):
+    """A context manager writing to `out` compressed with `compressor` (none, gz, zstd)."""
+    import contextlib
+    if compressor == "none":
+        return contextlib.nullcontext(out)
+    if compressor == "gz":
+        return GzipWriter(out)
+    if compressor == "zstd":
+        zstandard = _zstandard()
+        cctx = zstandard.ZstdCompressor(level=3, write_checksum=True, threads=0)
+        return cctx.stream_writer(out, closefd=False)
+    raise LayerError(f"unknown compressor '{compressor}' (expected one of "
+                     f"{', '.join(COMPRESSORS)})")
+
+
 def compress(src: str, dest: str, compressor: str) -> str:
     """Compress file `src` into `dest` reproducibly; return the `sha256:` digest of `dest`."""
+    if compressor not in COMPRESSORS:
+        raise LayerError(f"unknown compressor '{compressor}' (expected one of "
+                         f"{', '.join(COMPRESSORS)})")
     with open(src, "rb") as fin, open(dest, "wb") as raw:
         out = _HashingWriter(raw)
-        if compressor == "none":
-            shutil.copyfileobj(fin, out, _CHUNK)
-        elif compressor == "gz":
-            # No file name and mtime 0 in the header: the bytes depend on the content only.
-            with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0,
-                               compresslevel=6) as gz:
-                shutil.copyfileobj(fin, gz, _CHUNK)
-        elif compressor == "zstd":
+        if compressor == "zstd":
             zstandard = _zstandard()
             cctx = zstandard.ZstdCompressor(level=3, write_checksum=True, threads=0)
             with cctx.stream_writer(out, closefd=False,
                                     size=os.fstat(fin.fileno()).st_size) as zw:
                 shutil.copyfileobj(fin, zw, _CHUNK)
         else:
-            raise LayerError(f"unknown compressor '{compressor}' (expected one of "
-                             f"{', '.join(COMPRESSORS)})")
+            with compressing_writer(out, compressor) as w:
+                shutil.copyfileobj(fin, w, _CHUNK)
     return "sha256:" + out.h.hexdigest()
 
 

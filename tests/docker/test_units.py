@@ -11,11 +11,13 @@ import tarfile
 import pytest
 
 from dtx.runtime.image import documents as d
-from dtx.runtime.image.archive import (Layer, layer_ids, merge_container_config,
-                                       read_docker_archive, write_docker_archive)
-from dtx.runtime.image.layers import (Entry, LayerError, Tree, add_host_tree,
-                                      add_root_contents, compress, extract, layer_is_clean,
-                                      parse_created, write_tar)
+from dtx.runtime.image.archive import (Image, Layer, layer_ids, merge_container_config,
+                                       read_docker_archive, read_image, read_images,
+                                       write_docker_archive, write_docker_archive_images,
+                                       write_oci_layout)
+from dtx.runtime.image.layers import (GZIP_BLOCK, Entry, GzipWriter, LayerError, Tree,
+                                      add_host_tree, add_root_contents, compress, extract,
+                                      layer_is_clean, parse_created, write_tar)
 
 # -- documents --------------------------------------------------------------------------------
 
@@ -162,6 +164,27 @@ def test_gzip_is_reproducible(tmp_path):
         compress(str(src), str(a), "lz4")
 
 
+def test_parallel_gzip_bytes_depend_on_the_input_only():
+    data = os.urandom(GZIP_BLOCK + 1000) + b"text " * (GZIP_BLOCK // 2) + os.urandom(77)
+    outputs = set()
+    for threads, step in ((1, len(data)), (2, 4096), (3, GZIP_BLOCK), (4, 999_999)):
+        buf = io.BytesIO()
+        with GzipWriter(buf, threads=threads) as w:
+            for i in range(0, len(data), step):
+                w.write(data[i:i + step])
+            assert w.tell() == len(data)
+        outputs.add(buf.getvalue())
+    assert len(outputs) == 1
+    out = outputs.pop()
+    assert gzip.decompress(out) == data
+    assert out[:10] == b"\x1f\x8b\x08\0\0\0\0\0\0\xff"
+    assert len(out) < len(data) * 0.8  # the text compresses, across block boundaries too
+    empty = io.BytesIO()
+    with GzipWriter(empty):
+        pass
+    assert gzip.decompress(empty.getvalue()) == b""
+
+
 @pytest.mark.parametrize("created, ts, text", [
     (None, 1, "1970-01-01T00:00:01Z"),
     ("2024-05-06T07:08:09Z", 1714979289, "2024-05-06T07:08:09Z"),
@@ -275,3 +298,95 @@ def test_zstd_when_available(tmp_path):
     a, b = tmp_path / "a.zst", tmp_path / "b.zst"
     assert compress(str(src), str(a), "zstd") == compress(str(src), str(b), "zstd")
     assert zstandard.ZstdDecompressor().decompress(a.read_bytes()) == src.read_bytes()
+
+
+# -- several images, OCI layouts as base images -----------------------------------------------
+
+def _image(tmp_path, name: str, text: str, tags: list[str]) -> Image:
+    src = tmp_path / f"src-{name}"
+    src.mkdir()
+    (src / f"{name}.txt").write_text(text)
+    tree = Tree()
+    add_host_tree(tree, str(src / f"{name}.txt"), f"{name}.txt")
+    path = tmp_path / f"{name}.tar"
+    with open(path, "wb") as f:
+        diff_id = write_tar(tree, f)
+    config = d.ImageConfig(config=d.ContainerConfig(Cmd=[name]),
+                           rootfs=d.RootFS(diff_ids=[diff_id]))
+    return Image(config, [Layer(str(path), diff_id)], tags)
+
+
+def test_multi_image_archive_stores_shared_layers_once(tmp_path):
+    a = _image(tmp_path, "a", "shared", ["a:1"])
+    b = _image(tmp_path, "b", "own", ["b:2"])
+    b.layers.insert(0, a.layers[0])
+    b.config.rootfs.diff_ids.insert(0, a.layers[0].diff_id)
+    archive = tmp_path / "both.tar.gz"
+    write_docker_archive_images(str(archive), [a, b], 1, "gz")
+    with tarfile.open(archive) as t:
+        names = t.getnames()
+        manifest = json.load(t.extractfile("manifest.json"))
+    assert len(names) == len(set(names))
+    assert manifest[0]["Layers"][0] == manifest[1]["Layers"][0]
+    assert sum(n.endswith("/layer.tar") for n in names) == 2
+    work = tmp_path / "work"
+    work.mkdir()
+    images = read_images(str(archive), str(work), lambda _: None)
+    assert [i.repo_tags for i in images] == [["a:1"], ["b:2"]]
+    assert [len(i.layers) for i in images] == [1, 2]
+    assert images[1].config == b.config
+
+
+def _oci(tmp_path, image: Image, tag: str = "v1"):
+    layout = tmp_path / "layout"
+    write_oci_layout(str(layout), image.config, image.layers, tag, "repo/x", "gz")
+    return layout
+
+
+def test_oci_layout_as_base_image(tmp_path):
+    image = _image(tmp_path, "a", "in oci", [])
+    layout = _oci(tmp_path, image)
+    work = tmp_path / "work"
+    work.mkdir()
+    base = read_image(str(layout), str(work), lambda _: None, None, "v1")
+    assert base.config == image.config
+    assert base.repo_tags == ["repo/x:v1"]
+    with open(base.layers[0].path, "rb") as f, open(image.layers[0].path, "rb") as g:
+        assert f.read() == g.read()
+    assert read_image(str(layout), str(work), lambda _: None, "repo/x", None).config == \
+        image.config
+    with pytest.raises(LayerError, match="no image tagged '\\*:v2'"):
+        read_image(str(layout), str(work), lambda _: None, None, "v2")
+
+
+def test_oci_layout_tampering_is_refused(tmp_path):
+    image = _image(tmp_path, "a", "in oci", [])
+    layout = _oci(tmp_path, image)
+    work = tmp_path / "work"
+    work.mkdir()
+    blobs = layout / "blobs" / "sha256"
+    index = json.loads((layout / "index.json").read_text())
+    manifest_hex = index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads((blobs / manifest_hex).read_text())
+    layer_blob = blobs / manifest["layers"][0]["digest"].split(":")[1]
+
+    # A layer blob changed in place (same size).
+    original = layer_blob.read_bytes()
+    layer_blob.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(LayerError, match="does not match its digest"):
+        read_image(str(layout), str(work), lambda _: None)
+    layer_blob.write_bytes(original)
+
+    # A digest that would name a file outside the blobs directory.
+    index["manifests"][0]["digest"] = "sha256:../../../../etc/passwd"
+    (layout / "index.json").write_text(json.dumps(index))
+    with pytest.raises(LayerError, match="unsupported digest"):
+        read_image(str(layout), str(work), lambda _: None)
+
+    # A blob that is a symlink to a host file.
+    index["manifests"][0]["digest"] = "sha256:" + manifest_hex
+    (layout / "index.json").write_text(json.dumps(index))
+    (blobs / manifest_hex).unlink()
+    (blobs / manifest_hex).symlink_to("/etc/hostname")
+    with pytest.raises(LayerError, match="not a regular file"):
+        read_image(str(layout), str(work), lambda _: None)
