@@ -99,6 +99,30 @@ in rec {
     compressor = "none";
     config.Cmd = [ "/bin/hello" ];
   };
+  # An OCI layout as the base, with a layer of its own.
+  onOci = dockerTools.buildImage {
+    name = "dtx-test/on-oci";
+    fromImage = oci;
+    fromImageTag = "v2";
+    copyToRoot = [ bb second ];
+    compressor = "none";
+    config = { Cmd = [ "/bin/second" ]; Env = [ "A=oci-top" ]; };
+  };
+  merged = dockerTools.mergeImages [ base layered stream onTop ];
+  tarball = dockerTools.mkTarball { name = "hello-tar"; contents = hello; };
+  tarballDeps = dockerTools.mkTarball { name = "hello-deps"; contents = hello; onlyDeps = true; };
+  pureLayer = dockerTools.mkPureLayer {
+    name = "pure";
+    baseJson = builtins.toFile "base.json" (builtins.toJSON { os = "linux"; });
+    copyToRoot = [ hello ];
+    extraCommands = "mkdir -p etc && echo pure > etc/pure";
+    uid = 1000;
+    gid = 100;
+  };
+  mergedDrvs = dockerTools.mergeDrvs { derivations = [ hello second ]; };
+  mergedDeps = dockerTools.mergeDrvs { derivations = [ hello second ]; onlyDeps = true; };
+  script = dockerTools.shellScript "greet" "echo greet-$((1 + 2))";
+  rootLayer = dockerTools.mkRootLayer { name = "r"; runAsRoot = "true"; };
 }
 """
 
@@ -227,6 +251,88 @@ def test_from_image_adds_one_layer_without_base_store_paths(builder, podman, wor
     assert podman.run("dtx-test/on-top:latest").stdout.strip() == "second says base and top"
     assert podman.run("dtx-test/on-top:latest", "/bin/hello").stdout.strip() == \
         "hello from dtx in /work"
+
+
+def test_oci_layout_as_from_image(builder, podman, workdir):
+    file = _images(builder)
+    image = builder.out(file, "onOci")
+    manifest, config, tar = _archive_docs(image)
+    assert len(manifest[0]["Layers"]) == 2
+    base_paths = _store_names(_layer_names(tar, manifest[0]["Layers"][0]))
+    new_paths = _store_names(_layer_names(tar, manifest[0]["Layers"][1]))
+    assert any(p.endswith("-second") for p in new_paths)
+    assert base_paths and not base_paths & new_paths
+    assert config["config"]["Env"] == ["GREETING=oci", "A=oci-top"]
+    podman.load(image)
+    assert podman.run("dtx-test/on-oci:latest").stdout.strip() == "second says oci-top and"
+
+
+def test_merge_images_loads_several_images(builder, podman, workdir):
+    file = _images(builder)
+    merged = builder.out(file, "merged")
+    assert merged.name.endswith("-merge-docker-images")
+    plain = _plain_archive(merged, workdir)
+    manifest, _, tar = _archive_docs(plain)
+    tags = [e["RepoTags"] for e in manifest]
+    assert tags == [["dtx-test/base:v1"], ["dtx-test/layered:latest"],
+                    ["dtx-test/stream:latest"], ["dtx-test/on-top:latest"]]
+    # The base image's layer, shared with on-top, is stored once.
+    names = tar.getnames()
+    assert len(names) == len(set(names))
+    assert manifest[0]["Layers"][0] == manifest[3]["Layers"][0]
+    repositories = json.load(tar.extractfile("repositories"))
+    assert set(repositories) == {"dtx-test/base", "dtx-test/layered", "dtx-test/stream",
+                                 "dtx-test/on-top"}
+    # The same images, one by one, give the same config files.
+    for attr, entry in (("base", manifest[0]), ("onTop", manifest[3])):
+        single, _, _ = _archive_docs(_plain_archive(builder.out(file, attr), workdir))
+        assert single[0]["Config"] == entry["Config"]
+    loaded = podman.load(plain)
+    for t in tags:
+        assert t[0] in loaded, loaded
+    assert podman.run("dtx-test/layered:latest").stdout.startswith("hello from")
+    assert podman.run("dtx-test/on-top:latest").stdout.strip() == "second says base and top"
+    assert builder.out(file, "merged").read_bytes() == merged.read_bytes()
+
+
+def test_seed_helpers(builder, workdir):
+    file = _images(builder)
+    with tarfile.open(builder.out(file, "tarball")) as t:
+        members = t.getmembers()
+    names = [m.name for m in members]
+    assert names == sorted(names)
+    assert "bin/hello" in names
+    stores = _store_names(names)
+    assert any(n.endswith("-hello") for n in stores)
+    assert any(n.endswith("-busybox-standin") for n in stores)
+    assert all((m.uid, m.gid, m.mtime) == (0, 0, 1) for m in members)
+    with tarfile.open(builder.out(file, "tarballDeps")) as t:
+        deps = t.getnames()
+    assert "bin/hello" not in deps and _store_names(deps) == stores
+
+    layer = builder.out(file, "pureLayer")
+    assert (layer / "VERSION").read_text() == "1.0"
+    data = (layer / "layer.tar").read_bytes()
+    meta = json.loads((layer / "json").read_text())
+    assert meta == {"os": "linux", "checksum": "sha256:" + hashlib.sha256(data).hexdigest()}
+    with tarfile.open(layer / "layer.tar") as t:
+        members = {m.name: m for m in t.getmembers()}
+    assert set(members) == {"bin", "bin/hello", "etc", "etc/pure"}
+    assert all((m.uid, m.gid) == (1000, 100) for m in members.values())
+
+    merged = builder.out(file, "mergedDrvs")
+    assert (merged / "bin" / "hello").is_file() and (merged / "bin" / "second").is_file()
+    deps = builder.out(file, "mergedDeps").read_text().split()
+    assert [p.rsplit("-", 1)[1] for p in deps] == ["hello", "second"]
+
+    script = builder.out(file, "script")
+    assert subprocess.run(["sh", "-c", f"head -1 {script}"], capture_output=True,
+                          text=True).stdout.startswith("#!/nix/store/")
+    assert "echo greet-$((1 + 2))" in script.read_text()
+
+    failed = builder.build(file, "-A", "rootLayer", check=False)
+    assert failed.returncode != 0
+    assert "mkRootLayer needs vmTools.runInLinuxVM" in failed.stderr
 
 
 def test_extra_commands_and_null_tag(builder, podman):
@@ -361,6 +467,44 @@ def test_stream_layered_image_with_helpers(builder, podman, workdir):
     podman.load(archive)
     out = podman.run("dtx-test/stream:latest").stdout.split()
     assert out == ["root:x:0:0:root", "user:/var/empty:/bin/sh", "env-ok"]
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_layered_web_example_serves_a_page(builder, podman, workdir):
+    import urllib.request
+    result = builder.build(ROOT / "examples" / "docker-layered-web.dtx")
+    image = _plain_archive(builder.home / result.stdout.strip().lstrip("/"), workdir)
+    manifest, config, tar = _archive_docs(image)
+    layers = manifest[0]["Layers"]
+    assert len(layers) > 3  # nginx's closure, one store path a layer, and the root layer
+    assert config["config"]["ExposedPorts"] == {"80/tcp": {}}
+    podman.load(image)
+    port = _free_port()
+    cid = podman("run", "-d", "--runtime", "runc", "-p", f"127.0.0.1:{port}:80",
+                 "web:latest").stdout.strip()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    status, body = r.status, r.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    logs = podman("logs", cid, check=False)
+                    raise AssertionError(f"no answer from nginx:\n{logs.stdout}{logs.stderr}")
+                time.sleep(0.5)
+        assert status == 200
+        assert "Served by nginx from an image built by dtx." in body
+    finally:
+        podman("stop", "-t", "5", cid, check=False)
+        podman("rm", "-f", cid, check=False)
 
 
 def test_hello_example(builder, podman):
