@@ -557,19 +557,22 @@ def _strip_indentation(parts: list) -> list:
                 if cur < min_indent:
                     min_indent = cur
             continue
-        for ch in p[1]:
+        # Line by line: a line's leading spaces count while at the start of a line, its first
+        # other character ends the indentation, a newline starts a line again.
+        first = True
+        for line in p[1].split("\n"):
+            if first:
+                first = False
+            else:
+                at_start = True
+                cur = 0
             if at_start:
-                if ch == " ":
-                    cur += 1
-                elif ch == "\n":
-                    cur = 0
-                else:
+                text = line.lstrip(" ")
+                cur += len(line) - len(text)
+                if text:
                     at_start = False
                     if cur < min_indent:
                         min_indent = cur
-            elif ch == "\n":
-                at_start = True
-                cur = 0
 
     out: list = []
     at_start = True
@@ -583,25 +586,23 @@ def _strip_indentation(parts: list) -> list:
             continue
         s = p[1]
         if p[0] == "IND_STR":
-            buf = []
-            for ch in s:
+            # Line by line: at the start of a line, spaces beyond the first `min_indent` are
+            # kept (counting those dropped in earlier parts), up to the first other character.
+            lines = s.split("\n")
+            for k, line in enumerate(lines):
+                if k:
+                    at_start = True
+                    dropped = 0
                 if at_start:
-                    if ch == " ":
-                        if dropped >= min_indent:
-                            buf.append(ch)
-                        dropped += 1
-                    elif ch == "\n":
-                        dropped = 0
-                        buf.append(ch)
-                    else:
+                    text = line.lstrip(" ")
+                    spaces = len(line) - len(text)
+                    keep = spaces - max(0, min_indent - dropped)
+                    dropped += spaces
+                    if text:
                         at_start = False
                         dropped = 0
-                        buf.append(ch)
-                else:
-                    buf.append(ch)
-                    if ch == "\n":
-                        at_start = True
-            s = "".join(buf)
+                    lines[k] = " " * keep + text if keep > 0 else text
+            s = "\n".join(lines)
         else:
             # An escape is copied as is; Nix runs it through the same loop, where it can only
             # contain a newline (''\n is not one) or text.
