@@ -13,6 +13,7 @@
                that the guest sees as /dev/vda (`vmTools.hd`)
   postVM       shell code run the same way after the VM (the outputs are back by then)
   vmTimeout    seconds for boot plus step before QEMU is killed (default 3600)
+  vmModules    more kernel modules for the initrd to load (names, space-separated)
 
 What happens (DESIGN.md, "VM steps"): preVM runs; the input closure (without the kernel), the
 build directory and the step script go onto an ext4 disk with `diskSize` MiB to spare
@@ -97,16 +98,18 @@ def _cached(cache_dir: str, key: str, suffix: str, make: Callable[[], bytes | No
     return path
 
 
-def boot_files(cache_dir: str, kernel_pkg: str, busybox: str) -> tuple[str, str]:
+def boot_files(cache_dir: str, kernel_pkg: str, busybox: str,
+               extra_modules: tuple[str, ...] = ()) -> tuple[str, str]:
     """Return (kernel image, initrd) for a kernel package and busybox, cached in `cache_dir`.
     The kernel is the ELF vmlinux when the bzImage's payload is xz (slow to unpack under
     TCG), else the bzImage itself."""
     kern = initrd.Kernel.find(kernel_pkg)
     vmlinux = _cached(cache_dir, f"vmlinux {kern.bzimage}", ".vmlinux",
                       lambda: initrd.extract_vmlinux(kern.bzimage))
-    rd = _cached(cache_dir, f"initrd 2 {kern.bzimage} {busybox} "
+    modules = initrd.MODULES + tuple(m for m in extra_modules if m not in initrd.MODULES)
+    rd = _cached(cache_dir, f"initrd 3 {kern.bzimage} {busybox} {' '.join(modules)} "
                  f"{initrd.guest_init_script().hex()}", ".initrd",
-                 lambda: initrd.build_initrd(busybox, kern))
+                 lambda: initrd.build_initrd(busybox, kern, modules))
     return vmlinux or kern.bzimage, rd
 
 
@@ -247,7 +250,8 @@ def builtin_run_in_vm(drv, env: dict, out: str, log: Callable[[str], None]) -> N
     vm = tempfile.mkdtemp(prefix="vm-", dir=work)
     try:
         try:
-            kernel, rd = boot_files(vm_dir, store.real(kernel_path), busybox_real)
+            kernel, rd = boot_files(vm_dir, store.real(kernel_path), busybox_real,
+                                    tuple(env.get("vmModules", "").split()))
             accel = qemu.accel_verdict(os.path.join(vm_dir, "accel.json"),
                                        lambda: probe_kvm(vm_dir, kernel, rd), log)
             t0 = time.monotonic()

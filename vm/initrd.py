@@ -23,8 +23,9 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-# The modules the guest init loads: virtio disks and ext4 (built into cloud kernels).
-MODULES = ("virtio_pci", "virtio_blk", "ext4")
+# The modules the guest init loads: virtio disks and ext4 (built into cloud kernels), and what
+# image-building steps mount (overlayfs, loop devices).
+MODULES = ("virtio_pci", "virtio_blk", "ext4", "overlay", "loop")
 
 # Busybox applets the guest init and the console protocol use.
 APPLETS = ("sh", "mount", "umount", "mkdir", "insmod", "cat", "echo", "stty", "sync", "reboot",

@@ -37,6 +37,10 @@ in {
     chown 999:999 $out/owned
     ln -s owned $out/link
     ln -s /nix/store/nowhere $out/sub/abs
+    # what image builders do: an overlay whose upper directory gets a whiteout
+    mkdir /tmp/l /tmp/u /tmp/w /tmp/m && echo x > /tmp/l/gone
+    mount -t overlay overlay -o lowerdir=/tmp/l,upperdir=/tmp/u,workdir=/tmp/w /tmp/m
+    rm /tmp/m/gone && [ -c /tmp/u/gone ] && echo whiteout-made > $out/overlay
   '';
   whiteout = vmTools.runInLinuxVMCommand "vm-whiteout" { } ''
     mkdir -p $out
@@ -113,6 +117,7 @@ def test_outputs_come_back_with_owners_symlinks_and_disk_image(vm):
     with open(out / "disk-image.img", "rb") as f:
         assert f.read(16) == b"written-by-guest"
     assert (out / "nix-support" / "full-name").read_text() == "scratch disk\n"
+    assert (out / "overlay").read_text() == "whiteout-made\n"
     assert qemu_count() == 0
 
 
