@@ -215,6 +215,11 @@ class _Builder:
     def op(self, items):
         if type(items) is not list:
             return items
+        if len(items) == 3:  # `a + b`, the most common sequence, needs no precedence
+            left, tok, right = items
+            if isinstance(left, ast.Node) and isinstance(right, ast.Node):
+                return ast.BinOp(Span(self.src, left.span.start, right.span.end), tok[1], left,
+                                 right)
         return self._resolve_ops(items)
 
     def ops_bin(self, c):
@@ -501,7 +506,13 @@ class _Builder:
 
 def _add_attr(binds: _Binds, path: list, value: ast.Node, pspan: Span) -> None:
     """Add `path = value` to a set, creating and merging nested sets as Nix's addAttr does."""
-    attrs, dynamic = binds.attrs, binds.dynamic
+    attrs = binds.attrs
+    if len(path) == 1:  # `name = value;` with a new static name, the common case
+        name = path[0]
+        if type(name) is str and name not in attrs:
+            attrs[name] = ast.Binding(value, False, pspan)
+            return
+    dynamic = binds.dynamic
     for name in path[:-1]:
         if isinstance(name, str):
             b = attrs.get(name)
