@@ -11,9 +11,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # bubblewrap: the build sandbox.  busybox-static: the toolbox of the build tests.
 # util-linux: runuser, for the tests that build as an ordinary user.
 # podman, skopeo, umoci, runc: the image tools the dockerTools tests hand images to.
+# docker-registry, apache2-utils (htpasswd): the local registry the pullImage tests pull from.
+# qemu-system-x86, e2fsprogs (mke2fs -d, debugfs), procps (pgrep): vmTools.runInLinuxVM.
 # python3-venv: the environment below.
 PACKAGES="python3 python3-venv python3-pip nix-bin bubblewrap busybox-static util-linux
-          podman skopeo umoci runc"
+          podman skopeo umoci runc docker-registry apache2-utils qemu-system-x86 e2fsprogs
+          procps"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
