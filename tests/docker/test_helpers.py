@@ -1,0 +1,60 @@
+"""dockerTools' helpers as values: what evaluates, what throws and when (no builds, no podman)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _eval(tmp_path, expr: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DTX_")}
+    env["DTX_HOME"] = str(tmp_path / "home")
+    return subprocess.run([sys.executable, "-m", "dtx.runtime.cli.instantiate", "--eval",
+                           "--strict", "--expr", f"let dt = (import <dtx> {{ }}).dockerTools; "
+                           f"in {expr}"],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_the_seed_api_is_there(tmp_path):
+    names = ["buildImage", "buildLayeredImage", "streamLayeredImage", "mergeImages",
+             "pullImage", "exportImage", "shadowSetup", "mergeDrvs", "mkTarball",
+             "mkPureLayer", "mkRootLayer", "runWithOverlay", "shellScript", "binSh",
+             "usrBinEnv", "fakeNss", "caCertificates"]
+    expr = "builtins.all (n: builtins.hasAttr n dt) [ " + " ".join(f'"{n}"' for n in names) \
+        + " ]"
+    result = _eval(tmp_path, expr)
+    assert result.stdout.strip() == "true", result.stderr
+
+
+@pytest.mark.parametrize("call, what", [
+    ('dt.mkRootLayer { name = "r"; runAsRoot = "true"; }', "mkRootLayer"),
+    ('dt.runWithOverlay { name = "o"; }', "runWithOverlay"),
+])
+def test_vm_helpers_throw_only_when_used(tmp_path, call, what):
+    # Naming them (or passing them around) is fine; calling them is not.
+    assert _eval(tmp_path, f"builtins.isFunction dt.{what}").stdout.strip() == "true"
+    result = _eval(tmp_path, f"({call}).drvPath")
+    assert result.returncode != 0
+    assert f"dockerTools.{what} needs vmTools.runInLinuxVM" in result.stderr
+
+
+def test_helper_derivations_are_named_as_in_nixpkgs(tmp_path):
+    expr = ('let p = (import <dtx> { }).writeText "x" "x"; in map (d: d.name) [ '
+            '(dt.mkTarball { contents = p; }) (dt.mkTarball { name = "z"; contents = p; '
+            'compressor = "gz"; }) (dt.mkPureLayer { name = "l"; contents = p; }) '
+            '(dt.mergeDrvs { derivations = [ p ]; }) (dt.mergeImages [ ]) '
+            '(dt.shellScript "s" "true") ]')
+    result = _eval(tmp_path, expr)
+    assert result.stdout.split() == ['[', '"docker-tar.tar"', '"z.tar.gz"',
+                                     '"docker-layer-l"', '"merge-drvs"',
+                                     '"merge-docker-images"', '"s"', ']'], result.stderr
+
+
+def test_merge_images_takes_the_archive_of_a_stream_script(tmp_path):
+    expr = ('let s = dt.streamLayeredImage { name = "s"; }; m = dt.mergeImages [ s ]; in '
+            'm.images == [ s.image.outPath ]')
+    result = _eval(tmp_path, expr)
+    assert result.stdout.strip() == "true", result.stderr
