@@ -28,7 +28,7 @@ from ...lang.errors import ParseError
 from ...lang.resolve import Scope
 from ..errors import AssertionFailed, EvalError
 from ..eval import _interrupt, run_deep
-from ..printer import attr_name, format_float, quote_string
+from ..printer import format_float, quote_string
 from ..values import (Attrs, CStr, Lambda, NixPath, PrimOp, PrimOpApp, Thunk, force,
                       show_type)
 
@@ -199,7 +199,8 @@ class Repl:
             elif depth > 0:
                 out.append("{ ")
                 for name in sorted(v.d):
-                    out.append(attr_name(name))
+                    # As nix repl: keywords are not quoted (`{ if = 1; }`).
+                    out.append(name if _VAR_NAME.match(name) else quote_string(name))
                     out.append(" = ")
                     self._show_item(v.d[name], depth, out, seen)
                     out.append("; ")
@@ -439,6 +440,8 @@ class LineReader:
             readline.parse_and_bind("bind ^I rl_complete")
         else:
             readline.parse_and_bind("tab: complete")
+            # A second Tab lists the candidates even after the first one completed a part.
+            readline.parse_and_bind("set show-all-if-unmodified on")
         try:
             os.makedirs(os.path.dirname(self.history), exist_ok=True)
             if os.path.exists(self.history):
@@ -480,7 +483,9 @@ def run_interruptibly(fn):
         holder["thread"] = threading.current_thread()
         if holder.get("interrupted"):
             raise KeyboardInterrupt
-        return fn()
+        value = fn()
+        holder["finished"] = True
+        return value
 
     def on_sigint(signum, frame):
         holder["interrupted"] = True
@@ -492,9 +497,12 @@ def run_interruptibly(fn):
         return run_deep(fn)
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
-        return run_deep(wrapped)
+        value = run_deep(wrapped)
     finally:
         signal.signal(signal.SIGINT, old)
+    if not holder.get("finished"):
+        raise KeyboardInterrupt  # the interrupt reached the thread after the evaluation failed
+    return value
 
 
 def main_loop(repl: Repl, reader: LineReader) -> int:
