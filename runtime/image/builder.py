@@ -12,6 +12,9 @@ from the derivation's `__json`:
   closureRoots         store paths whose closure goes under /nix/store in the image
   rootTar              a tar of the image root made by `extraCommands` (replaces `contents`'
                        copy; it already holds it)
+  rootLayer            a layer tar made by `runAsRoot` in the VM (mkRootLayer's layer.tar):
+                       merged, with its owners, device nodes and `.wh.` whiteouts, into the one
+                       new layer beside the closure (`contents` is then empty: it holds them)
   tarballs             tars unpacked at the image root
   fromImage            a docker-archive to build on, with fromImageName / fromImageTag
   layering             "single" (buildImage) or "popularity" (buildLayeredImage), maxLayers
@@ -39,15 +42,17 @@ import json
 import os
 import re
 import shutil
+import tarfile
 import time
 from typing import Callable
 
 from . import documents as d
 from .archive import (BaseImage, Layer, merge_container_config, read_image, read_images,
                       write_docker_archive, write_docker_archive_images, write_oci_layout)
-from .layers import (COMPRESSORS, LayerError, Tree, add_root_contents, add_store_paths,
-                     add_host_tree, compressing_writer, extract, make_removable, parse_created,
-                     write_tar)
+from .layers import (COMPRESSORS, LayerError, MemberChecker, Tree, add_root_contents,
+                     add_store_paths, add_host_tree, compressing_writer, extract, make_removable,
+                     parse_created, write_tar)
+from .layers import _HashingWriter as HashingWriter, _normal as normal_name
 
 FORMATS = ("docker-archive", "oci", "root-tar", "pure-layer", "merged-archive")
 
@@ -182,12 +187,16 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
              or []]
     if root_tar:
         roots.append(_checked(store, allowed, root_tar, "rootTar"))
+    root_layer = params.get("rootLayer")
+    if root_layer:
+        roots.append(_checked(store, allowed, root_layer, "rootLayer"))
     roots += _mentioned_paths(json.dumps(params.get("config") or {}), store.store_dir, allowed)
     closure = store.closure(roots)
     for p in closure:
         if p not in allowed:
             raise LayerError(f"'{p}' is in the closure but not an input of the derivation")
     closure.discard(store.to_store_path(root_tar) if root_tar else "")
+    closure.discard(store.to_store_path(root_layer) if root_layer else "")
     for t in params.get("tarballs") or []:
         closure.discard(store.to_store_path(t))
     if base is not None:
@@ -213,12 +222,16 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
             new_layers.append(tree)
     if params.get("layering") == "popularity" and len(root_tree):
         new_layers.append(root_tree)
-    if not new_layers and not layers:
+    if not new_layers and (not layers or root_layer):
         new_layers.append(Tree())
     for i, tree in enumerate(new_layers):
         path = os.path.join(work, f"layer-{i}.tar")
         with open(path, "wb") as f:
             diff_id = write_tar(tree, f, mtime)
+        if root_layer and i == len(new_layers) - 1:
+            merged = os.path.join(work, f"layer-{i}-merged.tar")
+            diff_id = _merge_root_layer(path, real(root_layer), merged, mtime, log)
+            path = merged
         log(f"layer {len(layers) + 1}: {len(tree)} entries, {diff_id}")
         layers.append(Layer(path, diff_id))
 
@@ -242,6 +255,49 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
         write_oci_layout(out, config, layers, tag, name, compressor)
         return
     write_docker_archive(out, config, layers, [f"{name}:{tag}"], mtime, compressor)
+
+
+def _merge_root_layer(tree_tar: str, root_layer: str, dest: str, mtime: int, log) -> str:
+    """Write to `dest` the entries of `tree_tar` and of the runAsRoot layer `root_layer` as one
+    layer sorted by path, the runAsRoot entry winning a clash; return its digest.
+
+    The runAsRoot entries keep their owners and modes, and device nodes and fifos too (the
+    script ran as root in the VM); their names are checked like any foreign layer's."""
+    checker = MemberChecker(log, "runAsRoot layer")
+    with tarfile.open(tree_tar, "r:") as base, tarfile.open(root_layer, "r:") as extra, \
+            open(dest, "wb") as f:
+        chosen: dict[str, tuple[tarfile.TarFile, tarfile.TarInfo]] = {}
+        for member in base.getmembers():
+            chosen[member.name.rstrip("/")] = (base, member)
+        for member in extra.getmembers():
+            if member.ischr() or member.isblk() or member.isfifo():
+                name = normal_name(member.name)
+                if name is None:
+                    log(f"runAsRoot layer: dropping entry '{member.name}': invalid path")
+                    continue
+            else:
+                name = checker.check(member)
+                if name is None:
+                    continue
+            if member.islnk():
+                log(f"runAsRoot layer: dropping hard link '{member.name}'")
+                continue
+            chosen[name] = (extra, member)
+        out = HashingWriter(f)
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            for name in sorted(chosen):
+                src, member = chosen[name]
+                info = tarfile.TarInfo(name)
+                info.type, info.mode, info.linkname = member.type, member.mode, member.linkname
+                info.uid, info.gid, info.uname, info.gname = member.uid, member.gid, "", ""
+                info.devmajor, info.devminor = member.devmajor, member.devminor
+                info.mtime = mtime
+                if member.isreg():
+                    info.size = member.size
+                    tar.addfile(info, src.extractfile(member))
+                else:
+                    tar.addfile(info)
+    return "sha256:" + out.h.hexdigest()
 
 
 def _write_pure_layer(out: str, tree: Tree, params: dict, real, mtime: int,
