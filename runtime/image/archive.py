@@ -363,7 +363,7 @@ def read_oci_layout(path: str, workdir: str, log: Log, name: str | None = None,
     else:
         chosen = [_choose_oci(found, name, tag)]
     images = []
-    for n, (desc, annotations) in enumerate(chosen):
+    for n, (desc, notes) in enumerate(chosen):
         manifest = d.from_json(d.OCIManifest, _blob(path, desc))
         config = d.from_json(d.ImageConfig, _blob(path, manifest.config))
         if len(config.rootfs.diff_ids) != len(manifest.layers):
@@ -377,7 +377,7 @@ def read_oci_layout(path: str, workdir: str, log: Log, name: str | None = None,
                 layer = _take_layer(_Verifying(raw, layer_desc), layer_path, config, i,
                                     f"'{layer_desc.digest}'", log)
             layers.append(layer)
-        images.append(Image(config, layers, _oci_repo_tags(annotations)))
+        images.append(Image(config, layers, _oci_repo_tags(notes)))
     return images if every else images[0]
 
 
@@ -386,24 +386,24 @@ def _collect_manifests(root: str, index: d.OCIIndex, outer: dict | None, found: 
     if depth > 4:
         raise LayerError("the base image's indexes nest too deeply")
     for desc in index.manifests or []:
-        annotations = outer if outer is not None else (desc.annotations or {})
+        notes = outer if outer is not None else (desc.annotations or {})
         if desc.mediaType in _INDEX_TYPES:
             nested = d.from_json(d.OCIIndex, _blob(root, desc))
-            _collect_manifests(root, nested, annotations, found, depth + 1)
+            _collect_manifests(root, nested, notes, found, depth + 1)
         elif desc.mediaType in _MANIFEST_TYPES or desc.mediaType is None:
-            found.append((desc, annotations))
+            found.append((desc, notes))
 
 
 def _choose_oci(found: list, name: str | None, tag: str | None):
     if not name and not tag:
         return found[0]
-    for desc, annotations in found:
-        ref = annotations.get("org.opencontainers.image.ref.name", "")
-        full = annotations.get("io.containerd.image.name", "")
+    for desc, notes in found:
+        ref = notes.get("org.opencontainers.image.ref.name", "")
+        full = notes.get("io.containerd.image.name", "")
         repo, _, full_tag = full.rpartition(":")
         ref_tag = ref.rpartition(":")[2] if ":" in ref else ref
         if (not tag or tag in (ref_tag, full_tag)) and (not name or name == repo):
-            return desc, annotations
+            return desc, notes
     wanted = f"{name or '*'}:{tag or '*'}"
     known = ", ".join(a.get("io.containerd.image.name")
                       or a.get("org.opencontainers.image.ref.name", "?")
@@ -411,11 +411,11 @@ def _choose_oci(found: list, name: str | None, tag: str | None):
     raise LayerError(f"the base image has no image tagged '{wanted}' (it has: {known})")
 
 
-def _oci_repo_tags(annotations: dict) -> list[str]:
-    full = annotations.get("io.containerd.image.name")
+def _oci_repo_tags(notes: dict) -> list[str]:
+    full = notes.get("io.containerd.image.name")
     if full and ":" in full:
         return [full]
-    ref = annotations.get("org.opencontainers.image.ref.name")
+    ref = notes.get("org.opencontainers.image.ref.name")
     if ref and ":" in ref and "/" not in ref.rpartition(":")[2]:
         return [ref]
     return []
@@ -469,8 +469,7 @@ class _Verifying:
     def read(self, n: int = -1) -> bytes:
         data = self.f.read(n)
         self.h.update(data)
-        if not data or n < 0:
-            if "sha256:" + self.h.hexdigest() != self.desc.digest:
-                raise LayerError(f"the base image's blob {self.desc.digest} does not match "
+        if (not data or n < 0) and "sha256:" + self.h.hexdigest() != self.desc.digest:
+            raise LayerError(f"the base image's blob {self.desc.digest} does not match "
                                  f"its digest")
         return data

@@ -330,7 +330,7 @@ class GzipWriter:
             self.pool.shutdown()
         self.out.write(struct.pack("<II", self.crc, self.size & 0xFFFFFFFF))
 
-    def __enter__(self) -> "GzipWriter":
+    def __enter__(self):
         return self
 
     def __exit__(self, kind, value, tb) -> None:

@@ -122,7 +122,6 @@ in rec {
   mergedDrvs = dockerTools.mergeDrvs { derivations = [ hello second ]; };
   mergedDeps = dockerTools.mergeDrvs { derivations = [ hello second ]; onlyDeps = true; };
   script = dockerTools.shellScript "greet" "echo greet-$((1 + 2))";
-  rootLayer = dockerTools.mkRootLayer { name = "r"; runAsRoot = "true"; };
 }
 """
 
@@ -330,10 +329,6 @@ def test_seed_helpers(builder, workdir):
                           text=True).stdout.startswith("#!/nix/store/")
     assert "echo greet-$((1 + 2))" in script.read_text()
 
-    failed = builder.build(file, "-A", "rootLayer", check=False)
-    assert failed.returncode != 0
-    assert "mkRootLayer needs vmTools.runInLinuxVM" in failed.stderr
-
 
 def test_extra_commands_and_null_tag(builder, podman):
     image = builder.out(_images(builder), "extra")
@@ -480,7 +475,7 @@ def test_layered_web_example_serves_a_page(builder, podman, workdir):
     import urllib.request
     result = builder.build(ROOT / "examples" / "docker-layered-web.dtx")
     image = _plain_archive(builder.home / result.stdout.strip().lstrip("/"), workdir)
-    manifest, config, tar = _archive_docs(image)
+    manifest, config, _ = _archive_docs(image)
     layers = manifest[0]["Layers"]
     assert len(layers) > 3  # nginx's closure, one store path a layer, and the root layer
     assert config["config"]["ExposedPorts"] == {"80/tcp": {}}
