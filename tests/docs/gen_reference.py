@@ -179,13 +179,16 @@ UNDOCUMENTED_HELPERS = [
      "a package built in phases by `setup.sh`: [stdlib.md](../stdlib.md#mkderivation)"),
 ]
 
+# A doc comment, then a binding (`name =`) or an inherit (`inherit (set) a b;`, each name
+# getting the comment).
 _DOC_BINDING = re.compile(
-    r"/\*\*(.*?)\*/\s*\n\s*(\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_'-]*)\s*=", re.S)
+    r"/\*\*((?:(?!\*/).)*)\*/\s*\n\s*"
+    r"(?:(\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_'-]*)\s*=(?!=)|inherit\s*(?:\([^)]*\))?([^;]*);)", re.S)
 
 
 @dataclass
 class HelperDoc:
-    name: str
+    names: list[str]  # one binding, or the names of one `inherit`
     description: str
     example: str
 
@@ -204,7 +207,8 @@ def helper_docs(path: str) -> list[HelperDoc]:
             if "\n" not in example:
                 example = example.strip()
         description = " ".join(body.split())
-        out.append(HelperDoc(m.group(2).strip('"'), description, example))
+        names = [m.group(2)] if m.group(2) else m.group(3).split()
+        out.append(HelperDoc([n.strip('"') for n in names], description, example))
     return out
 
 
@@ -250,12 +254,17 @@ def render_index() -> str:
         out += [f"### {title}", ""]
         out.append("Source: " + ", ".join(f"`stdlib/build-support/{f}`" for f in files) + ".")
         out.append("")
+        seen: set[str] = set()  # a name documented in an earlier file wins (`helpers // rec { … }`)
         for f in files:
             path = os.path.join(base, f)
             if not os.path.exists(path):
                 continue
             for h in helper_docs(path):
-                line = f"- `{prefix}{h.name}`: {h.description}"
+                names = [n for n in h.names if n not in seen]
+                if not names:
+                    continue
+                seen.update(names)
+                line = "- " + ", ".join(f"`{prefix}{n}`" for n in names) + f": {h.description}"
                 if h.example and "\n" not in h.example:
                     line += f" Example: `{h.example}`"
                 out.append(line)
