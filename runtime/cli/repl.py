@@ -29,8 +29,17 @@ from ...lang.resolve import Scope
 from ..errors import AssertionFailed, EvalError
 from ..eval import _interrupt, run_deep
 from ..printer import format_float, quote_string
-from ..values import (Attrs, CStr, Lambda, NixPath, PrimOp, PrimOpApp, Thunk, force,
-                      show_type)
+from ..values import (
+    Attrs,
+    CStr,
+    Lambda,
+    NixPath,
+    PrimOp,
+    PrimOpApp,
+    Thunk,
+    force,
+    show_type,
+)
 
 VERSION = "0.1.0"
 PROMPT = "dtx-repl> "
@@ -63,7 +72,7 @@ UNSUPPORTED = {
     ":lf": "flakes", ":load-flake": "flakes",
 }
 
-_BINDING = re.compile(r"\A\s*([a-zA-Z_][a-zA-Z0-9_'-]*)\s*=(?!=)", re.S)
+_BINDING = re.compile(r"\A\s*([a-zA-Z_][a-zA-Z0-9_'-]*)\s*=(?!=)", re.DOTALL)
 _VAR_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_'-]*\Z")
 _KEYWORDS = frozenset({"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit",
                        "or"})
@@ -523,14 +532,14 @@ def main_loop(repl: Repl, reader: LineReader) -> int:
             buffer = ""
             continue
         try:
-            run_interruptibly(lambda: repl.process(buffer))
+            run_interruptibly(lambda text=buffer: repl.process(text))
         except ReplExit:
             return 0
         except ParseError as e:
             if "unexpected end of file" in e.message and not buffer.startswith(":"):
                 continue  # incomplete input: read another line
             repl.report(e)
-        except BaseException as e:  # noqa: BLE001 - the REPL survives every error
+        except BaseException as e:
             if isinstance(e, (SystemExit, GeneratorExit)):
                 raise
             repl.report(e)
@@ -577,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.files:
         try:
             run_interruptibly(repl.reload)
-        except BaseException as e:  # noqa: BLE001 - as nix repl: report and go on
+        except BaseException as e:
             if isinstance(e, SystemExit):
                 raise
             repl.report(e)

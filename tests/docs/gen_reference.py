@@ -121,7 +121,7 @@ class Example:
     expected: str | None  # None: no result given (only parsed)
 
 
-_BLOCK = re.compile(r"```nix\n(.*?)```", re.S)
+_BLOCK = re.compile(r"```nix\n(.*?)```", re.DOTALL)
 _INLINE = re.compile(r"\A(.*?\S)\s+#\s+(?:=>\s*)?(.*\S)\s*\Z")
 
 
@@ -183,7 +183,7 @@ UNDOCUMENTED_HELPERS = [
 # getting the comment).
 _DOC_BINDING = re.compile(
     r"/\*\*((?:(?!\*/).)*)\*/\s*\n\s*"
-    r"(?:(\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_'-]*)\s*=(?!=)|inherit\s*(?:\([^)]*\))?([^;]*);)", re.S)
+    r"(?:(\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_'-]*)\s*=(?!=)|inherit\s*(?:\([^)]*\))?([^;]*);)", re.DOTALL)
 
 
 @dataclass

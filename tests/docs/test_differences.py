@@ -31,7 +31,7 @@ class Dtx:
                  stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", f"dtx.runtime.cli.{command}", *args],
                               cwd=self.work, env=env or self.env, capture_output=True,
-                              text=True, timeout=300, input=stdin)
+                              text=True, timeout=300, input=stdin, check=False)
 
     def eval(self, expr: str) -> subprocess.CompletedProcess:
         return self("instantiate", "--eval", "--strict", "-E", expr)
@@ -41,7 +41,7 @@ class Dtx:
 def dtx(tmp_path):
     d = Dtx(tmp_path)
     yield d
-    subprocess.run(["chmod", "-R", "u+w", str(tmp_path)], capture_output=True)
+    subprocess.run(["chmod", "-R", "u+w", str(tmp_path)], capture_output=True, check=False)
 
 
 def _first_error(r: subprocess.CompletedProcess) -> str:

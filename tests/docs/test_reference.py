@@ -18,7 +18,7 @@ from argparse import Namespace
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import gen_reference  # noqa: E402
+import gen_reference
 
 EXAMPLES = gen_reference.doc_examples()
 FIXTURE_NAMES = {"drv": 'derivation { name = "a"; builder = "b"; system = "s"; }'}
@@ -84,7 +84,7 @@ def _eval_printed(state, text: str) -> str:
 
 def _pattern(expected: str) -> re.Pattern:
     parts = [re.escape(p) for p in " ".join(expected.split()).split("…")]
-    return re.compile(".*".join(parts) + r"\Z", re.S)
+    return re.compile(".*".join(parts) + r"\Z", re.DOTALL)
 
 
 @pytest.mark.parametrize("example", EXAMPLES,
@@ -107,15 +107,12 @@ def test_example_parsing():
     """The example conventions, on a made-up doc."""
     body = ("```nix\nf 1  # 2\nf (-1)  # => 0\ng {\n  a = 1;\n}\n# => { a = 1; }\n"
             "h \"#x\"\n# 3\nonly.parsed\n```")
-    found = []
-    for block in gen_reference._BLOCK.findall(body):
-        saved = gen_reference.builtin_docs
-        try:
-            gen_reference.builtin_docs = lambda: [gen_reference.BuiltinDoc("f", 1, False, "f x",
-                                                                            f"```nix\n{block}```")]
-            found = gen_reference.doc_examples()
-        finally:
-            gen_reference.builtin_docs = saved
+    saved = gen_reference.builtin_docs
+    try:
+        gen_reference.builtin_docs = lambda: [gen_reference.BuiltinDoc("f", 1, False, "f x", body)]
+        found = gen_reference.doc_examples()
+    finally:
+        gen_reference.builtin_docs = saved
     assert [(e.expr, e.expected) for e in found] == [
         ("f 1", "2"), ("f (-1)", "0"), ("g {\n  a = 1;\n}", "{ a = 1; }"), ('h "#x"', "3"),
         ("only.parsed", None)]

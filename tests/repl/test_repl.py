@@ -47,7 +47,7 @@ class Session:
         """Send `line`; return the output without the echoed line and the blank line after."""
         self.child.sendline(line)
         out = self.wait(timeout)
-        echoed, _, rest = out.partition("\n")
+        _echoed, _, rest = out.partition("\n")
         return rest.rstrip("\n")
 
     def raw(self, line: str, timeout: float = 60) -> str:
@@ -273,7 +273,7 @@ def test_reads_a_pipe_without_a_terminal(tmp_path):
     env.update(DTX_HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "state"))
     r = subprocess.run([sys.executable, "-m", "dtx.runtime.cli.main", "repl"],
                        input="x = 2\nx * 21\n:t x\n", env=env, capture_output=True,
-                       text=True, timeout=60, cwd=tmp_path)
+                       text=True, timeout=60, cwd=tmp_path, check=False)
     assert r.returncode == 0
     assert "\x1b" not in r.stdout
     assert "42\n" in r.stdout and "an integer\n" in r.stdout
@@ -282,7 +282,7 @@ def test_reads_a_pipe_without_a_terminal(tmp_path):
 def test_umbrella_command(tmp_path):
     def dtx(*args):
         return subprocess.run([sys.executable, "-m", "dtx.runtime.cli.main", *args],
-                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
     assert dtx("instantiate", "--eval", "-E", "1 + 2").stdout == "3\n"
     assert dtx("hash", "--type", "sha256", "--to-base32",
                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad").stdout == \
@@ -327,7 +327,7 @@ def test_show(expr, shown):
 
 
 def test_completions():
-    r, run_deep = _repl()
+    r, _ = _repl()
     r.add_variable("myVar", 1)
     assert r.completions("myV", "myV") == ["myVar"]
     assert "builtins" in r.completions("buil", "buil")
