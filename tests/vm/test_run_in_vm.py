@@ -9,6 +9,7 @@ accelerator is forced to TCG unless DTX_VM_ACCEL says otherwise, so no KVM probe
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -62,8 +63,11 @@ in {
 '''
 
 
-def qemu_count() -> int:
-    out = subprocess.run(["pgrep", "-c", "-f", "qemu-system-x86_64"], capture_output=True,
+def qemu_count(home: Path) -> int:
+    """The QEMU processes of builds in the store at `home` (their disks live under it), so
+    that VMs of anything else running on the machine are not counted."""
+    pattern = "qemu-system-x86_64.*" + re.escape(str(home))
+    out = subprocess.run(["pgrep", "-c", "-f", pattern], capture_output=True,
                          text=True, check=False).stdout.strip()
     return int(out or 0)
 
@@ -118,7 +122,7 @@ def test_outputs_come_back_with_owners_symlinks_and_disk_image(vm):
         assert f.read(16) == b"written-by-guest"
     assert (out / "nix-support" / "full-name").read_text() == "scratch disk\n"
     assert (out / "overlay").read_text() == "whiteout-made\n"
-    assert qemu_count() == 0
+    assert qemu_count(vm.home) == 0
 
 
 def test_device_nodes_in_outputs_are_refused(vm):
@@ -134,7 +138,7 @@ def test_failing_step_fails_the_build_with_its_status_and_log(vm):
     assert "failed in the VM with exit code 7" in r.stderr
     assert "about to fail" in r.stderr
     assert "about to fail" in vm.read_log("vm-fail")
-    assert qemu_count() == 0
+    assert qemu_count(vm.home) == 0
 
 
 def test_hanging_step_is_killed_at_its_timeout(vm):
@@ -144,7 +148,7 @@ def test_hanging_step_is_killed_at_its_timeout(vm):
     assert "timed out after 20 seconds" in r.stderr
     assert "hanging now" in r.stderr
     assert time.monotonic() - start < 120
-    assert qemu_count() == 0
+    assert qemu_count(vm.home) == 0
 
 
 def test_ctrl_c_kills_the_guest(vm):
@@ -161,9 +165,9 @@ def test_ctrl_c_kills_the_guest(vm):
             break
         seen += line
     assert b"waiting for ctrl-c" in seen, seen.decode()
-    assert qemu_count() == 1
+    assert qemu_count(vm.home) == 1
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=60)[0]
     assert proc.returncode != 0 and b"interrupted" in rest
     time.sleep(0.5)
-    assert qemu_count() == 0
+    assert qemu_count(vm.home) == 0
