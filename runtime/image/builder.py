@@ -49,10 +49,11 @@ from typing import Callable
 from . import documents as d
 from .archive import (BaseImage, Layer, merge_container_config, read_image, read_images,
                       write_docker_archive, write_docker_archive_images, write_oci_layout)
-from .layers import (COMPRESSORS, LayerError, MemberChecker, Tree, add_root_contents,
-                     add_store_paths, add_host_tree, compressing_writer, extract, make_removable,
-                     parse_created, write_tar)
-from .layers import _HashingWriter as HashingWriter, _normal as normal_name
+from .layers import (COMPRESSORS, LayerError, MemberChecker, Tree, add_host_tree,
+                     add_root_contents, add_store_paths, compressing_writer, extract,
+                     make_removable, parse_created, write_tar)
+from .layers import _HashingWriter as HashingWriter
+from .layers import _normal as normal_name
 
 FORMATS = ("docker-archive", "oci", "root-tar", "pure-layer", "merged-archive")
 

@@ -8,6 +8,8 @@ every image is built by a single dtx-build call (the VM steps run side by side w
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -17,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, Builder, _need_tools
 from podman_setup import Podman, ensure_containers_conf
 
@@ -90,7 +91,7 @@ def built():
     file = builder.write("images.dtx", IMAGES.replace("@ROOT@", str(ROOT)))
     builder.build(file, "-A", "shadow", "-A", "top", "-A", "exported")
     yield Built(builder, file)
-    subprocess.run(["chmod", "-R", "u+w", str(workdir)])
+    subprocess.run(["chmod", "-R", "u+w", str(workdir)], check=False)
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -124,8 +125,8 @@ def test_run_as_root_layer_is_one_layer_with_owners_and_whiteouts(built):
         manifest = json.load(archive.extractfile("manifest.json"))
         layers = manifest[0]["Layers"]
         assert len(layers) == 2  # the base's layer and one new layer
-        layer = tarfile.open(fileobj=archive.extractfile(layers[1]))
-        members = {m.name.rstrip("/"): m for m in layer.getmembers()}
+        with tarfile.open(fileobj=archive.extractfile(layers[1])) as layer:
+            members = {m.name.rstrip("/"): m for m in layer.getmembers()}
     assert "etc/.wh.doomed" in members and "etc/.wh.gone" in members
     assert "opq/.wh..wh..opq" in members and "opq/new" in members
     assert (members["owned"].uid, members["owned"].gid) == (123, 456)
@@ -155,3 +156,47 @@ def test_export_image_is_the_merged_file_system(built, podman):
     out = podman.run("dtx-test/exported:latest", "/bin/sh", "-c",
                      "cat /etc/keep /opq/new; ls /etc").stdout.split()
     assert out[:2] == ["changed", "new"] and "doomed" not in out
+
+
+def test_root_layer_merges_with_the_closure_keeping_owners_and_devices(tmp_path):
+    from dtx.runtime.image.builder import _merge_root_layer
+    from dtx.runtime.image.layers import Entry, Tree, write_tar
+
+    (tmp_path / "f").write_text("store file\n")
+    tree = Tree()
+    tree.add("nix/store/abc-x/bin/x", Entry("file", 0o555, source=str(tmp_path / "f")))
+    tree.add("etc/passwd", Entry("file", 0o644, source=str(tmp_path / "f")))
+    with open(tmp_path / "tree.tar", "wb") as f:
+        write_tar(tree, f)
+    with tarfile.open(tmp_path / "root.tar", "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, kind, extra in [("./", tarfile.DIRTYPE, {}),
+                                  ("./data/", tarfile.DIRTYPE, {"uid": 999, "gid": 998}),
+                                  ("./dev/null", tarfile.CHRTYPE, {"devmajor": 1,
+                                                                   "devminor": 3}),
+                                  ("./etc/.wh.gone", tarfile.REGTYPE, {}),
+                                  ("./etc/passwd", tarfile.REGTYPE, {}),
+                                  ("../escape", tarfile.REGTYPE, {})]:
+            info = tarfile.TarInfo(name)
+            info.type, info.mtime = kind, 12345
+            for key, value in extra.items():
+                setattr(info, key, value)
+            data = b"redis:x:999:998::/:/bin/sh\n" if name.endswith("passwd") else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    log: list[str] = []
+    digest = _merge_root_layer(str(tmp_path / "tree.tar"), str(tmp_path / "root.tar"),
+                               str(tmp_path / "merged.tar"), 1, log.append)
+    data = (tmp_path / "merged.tar").read_bytes()
+    assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    with tarfile.open(tmp_path / "merged.tar") as tar:
+        members = tar.getmembers()
+        names = [m.name.rstrip("/") for m in members]
+        by_name = {m.name.rstrip("/"): m for m in members}
+        passwd = tar.extractfile("etc/passwd").read()
+    assert names == sorted(names) and "escape" not in " ".join(names)
+    assert any("../escape" in line for line in log)
+    assert (by_name["data"].uid, by_name["data"].gid) == (999, 998)
+    assert by_name["dev/null"].ischr() and by_name["dev/null"].devmajor == 1
+    assert "etc/.wh.gone" in by_name and "nix/store/abc-x/bin/x" in by_name
+    assert passwd.startswith(b"redis:")  # the runAsRoot entry wins the clash
+    assert all(m.mtime == 1 for m in members)
