@@ -53,6 +53,7 @@ def run_deep(fn: Callable):
     """Run `fn()` on a thread with a deep stack; return its result or raise its exception.
     Ctrl-C interrupts the computation itself, which cleans up before the interrupt returns."""
     result: dict = {}
+    done = threading.Event()
 
     def target():
         try:
@@ -61,6 +62,8 @@ def run_deep(fn: Callable):
             result["error"] = StackOverflow()
         except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
             result["error"] = e
+        finally:
+            done.set()
 
     old_limit = sys.getrecursionlimit()
     old_size = threading.stack_size()
@@ -71,17 +74,23 @@ def run_deep(fn: Callable):
         thread.start()
     finally:
         threading.stack_size(old_size)
+    # Wait on an Event, not Thread.join: a KeyboardInterrupt inside join can leave the thread
+    # looking finished while it still runs, and restoring the small recursion limit under a
+    # deep computation would then crash the interpreter.
     try:
         try:
-            while thread.is_alive():
-                thread.join(0.1)
+            while not done.wait(0.1):
+                pass
         except KeyboardInterrupt:
-            _interrupt(thread)
-            while thread.is_alive():
-                thread.join(0.1)
-            raise
+            if not done.is_set():
+                _interrupt(thread)
+            while not done.wait(0.1):
+                pass
+            if "error" not in result or isinstance(result["error"], KeyboardInterrupt):
+                raise
     finally:
-        sys.setrecursionlimit(old_limit)
+        if done.is_set():
+            sys.setrecursionlimit(old_limit)
     if "error" in result:
         raise result["error"]
     return result.get("value")
