@@ -7,7 +7,8 @@ files (half random bytes, half base64 text, in sizes from 20 KB to 500 KB, in su
 it is built first, untimed. Then, each the median of `--runs`:
 1. dtx, cold: `dtx-build` of `buildLayeredImage { contents = [ data ]; }` (gzip, the default),
    as a whole process, the data already in the store; each run builds a new image (its tag
-   changes), so nothing is reused.
+   changes), so nothing is reused. Also with `compressor = "none"`, which is what podman
+   stores.
 2. `tar -C data -c . | gzip -6 > x`: what the compression alone costs with GNU tools.
 3. `podman build --runtime runc` of `FROM scratch` + `COPY . /data/` (vfs storage in a fresh
    temporary `--root`): what building the same image with a container engine costs.
@@ -31,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 EXPR = r"""
-{ run ? "0", megabytes ? "200", files ? "800" }:
+{ run ? "0", megabytes ? "200", files ? "800", compressor ? "gz" }:
 let
   pkgs = import <dtx> { };
   data = pkgs.runCommand "bench-data" { inherit megabytes files; } ''
@@ -56,6 +57,7 @@ in {
   image = pkgs.dockerTools.buildLayeredImage {
     name = "bench";
     tag = "run-${run}";
+    inherit compressor;
     contents = [ data ];
     config.Cmd = [ "/bin/true" ];
   };
@@ -138,6 +140,11 @@ def main() -> int:
             image = s.build("image", *args, "--argstr", "run", str(run))
             dtx_times.append(time.perf_counter() - start)
         dtx = median(dtx_times)
+        def plain_build(run: int) -> None:
+            s.build("image", *args, "--argstr", "run", f"plain-{run}", "--argstr", "compressor",
+                    "none")
+
+        plain = median([timed(lambda r=r: plain_build(r)) for r in range(opts.runs)])
 
         tgz = base / "data.tar.gz"
         tar_times = [timed(lambda: subprocess.run(
@@ -159,11 +166,13 @@ def main() -> int:
         print(f"\nmedian of {opts.runs} runs ({os.cpu_count()} CPUs)")
         print(f"  dtx-build image, cold           {dtx:8.2f} s   "
               f"({size_of(image) / 1e6:.0f} MB archive)")
+        print(f"  dtx-build image, uncompressed   {plain:8.2f} s")
         print(f"  tar | gzip -6                   {tar:8.2f} s   "
               f"({tgz.stat().st_size / 1e6:.0f} MB)   dtx/tar+gzip = {dtx / tar:.2f}")
         if podman is not None:
             print(f"  podman build (FROM scratch+COPY){podman:8.2f} s   "
-                  f"                dtx/podman    = {dtx / podman:.2f}")
+                  f"                dtx/podman    = {dtx / podman:.2f}, "
+                  f"uncompressed {plain / podman:.2f}")
         else:
             print("  podman build                    skipped (needs root, podman and runc)")
         print(f"  dtx-build again, no change      {noop:8.2f} s   "
