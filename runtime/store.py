@@ -85,6 +85,17 @@ class PathInfo:
     ca: str | None = None
 
 
+def _retry_locked(fn, attempts: int = 600):
+    """Run `fn`, retrying for up to a minute while SQLite says the database is locked."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+
+
 def default_root() -> str:
     home = os.environ.get("DTX_HOME")
     if home:
@@ -197,13 +208,19 @@ class LocalStore:
             conn = sqlite3.connect(os.path.join(self.state_dir, "db", "db.sqlite"),
                                    timeout=60, isolation_level=None, check_same_thread=False)
             conn.execute("pragma busy_timeout = 60000")
-            conn.execute("pragma journal_mode = wal")
+            # Switching a new database to WAL needs an exclusive lock, and SQLite reports
+            # "database is locked" at once (without waiting) when another process opens the
+            # database at that moment; retry until one of them has done it.
+            _retry_locked(lambda: conn.execute("pragma journal_mode = wal"))
             conn.execute("pragma synchronous = normal")
             conn.execute("pragma foreign_keys = on")
-            with self._transaction(conn):
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+
+            def create_schema():
+                with self._transaction(conn):
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+            _retry_locked(create_schema)
             self._local.db = conn
         return conn
 
@@ -299,7 +316,16 @@ class LocalStore:
         return [p for (p,) in self.db.execute("select path from ValidPaths order by path")]
 
     def closure(self, paths: Iterable[str], include_outputs: bool = False) -> set[str]:
-        """All paths reachable from `paths` through references (the paths included)."""
+        """All paths reachable from `paths` through references (the paths included); with
+        `include_outputs`, a derivation's valid outputs too."""
+        return self._walk(paths, self.references, include_outputs)
+
+    def referrers_closure(self, paths: Iterable[str], include_outputs: bool = False) -> set[str]:
+        """All paths from which `paths` are reachable through references (the paths
+        included); with `include_outputs`, a derivation's valid outputs too."""
+        return self._walk(paths, self.referrers, include_outputs)
+
+    def _walk(self, paths: Iterable[str], step, include_outputs: bool) -> set[str]:
         seen: set[str] = set()
         todo = list(paths)
         while todo:
@@ -307,11 +333,9 @@ class LocalStore:
             if p in seen:
                 continue
             seen.add(p)
-            todo.extend(self.references(p))
-            if include_outputs and p.endswith(".drv"):
-                for out in self.derivation_outputs(p).values():
-                    if self.is_valid(out):
-                        todo.append(out)
+            todo.extend(step(p))
+            if include_outputs and p.endswith(".drv") and self.is_valid(p):
+                todo.extend(o for o in self.derivation_outputs(p).values() if self.is_valid(o))
         return seen
 
     def derivation_outputs(self, drv_path: str) -> dict[str, str]:

@@ -364,20 +364,6 @@ def _print_graph(store: LocalStore, roots: set[str], out) -> None:
     out.write("}\n")
 
 
-def _referrers_closure(store: LocalStore, paths, keep_derivations: bool = False) -> set[str]:
-    seen: set[str] = set()
-    todo = list(paths)
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        todo.extend(store.referrers(p))
-        if keep_derivations and p.endswith(".drv") and store.is_valid(p):
-            todo.extend(o for o in store.derivation_outputs(p).values() if store.is_valid(o))
-    return seen
-
-
 def op_query(store: LocalStore, flags: list[str], args: list[str], out) -> None:
     query = None
     include_outputs = use_output = False
@@ -413,7 +399,7 @@ def op_query(store: LocalStore, flags: list[str], args: list[str], out) -> None:
                 elif query == "referrers":
                     result |= store.referrers(q)
                 else:
-                    result |= _referrers_closure(store, [q])
+                    result |= store.referrers_closure([q])
         for p in reversed(gc.topo_sort(store, result)):
             out.write(p + "\n")
     elif query == "deriver":
@@ -442,7 +428,7 @@ def op_query(store: LocalStore, flags: list[str], args: list[str], out) -> None:
         targets: set[str] = set()
         for p in paths:
             targets |= set(_use_outputs(store, p, use_output))
-        referrers = _referrers_closure(store, targets, keep_derivations=True)
+        referrers = store.referrers_closure(targets, include_outputs=True)
         roots_map = gc.find_roots(store, quiet=True)
         for target in sorted(roots_map, key=_base):
             if target in referrers:
