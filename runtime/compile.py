@@ -614,7 +614,7 @@ class Compiler:
                     return a == k
                 return equal(a, k)
             return eq_k
-        generic = _generic(op)
+        generic = _OPERATORS[op]
 
         def cmp_k(env):
             a = left(env)
@@ -764,11 +764,7 @@ class Compiler:
                 except EvalError as e:
                     raise e.at(span)
             return times
-        binary = {
-            "*": mul, "/": div, "++": concat_lists, "//": update,
-            "<": less_than, ">": lambda a, b: less_than(b, a),
-            "<=": lambda a, b: not less_than(b, a), ">=": lambda a, b: not less_than(a, b),
-        }[op]
+        binary = _OPERATORS[op]
 
         def binop(env):
             a = left(env)
@@ -780,12 +776,14 @@ class Compiler:
         return binop
 
 
-def _generic(op: str):
-    return {
-        "+": None, "-": sub, "*": mul, "/": div, "<": less_than,
-        ">": lambda a, b: less_than(b, a), "<=": lambda a, b: not less_than(b, a),
-        ">=": lambda a, b: not less_than(a, b), "==": equal, "!=": lambda a, b: not equal(a, b),
-    }.get(op)
+# The general case of each binary operator on two forced values (`+`, the Boolean operators
+# and the fast paths are compiled specially).
+_OPERATORS = {
+    "-": sub, "*": mul, "/": div, "++": concat_lists, "//": update,
+    "==": equal, "!=": lambda a, b: not equal(a, b),
+    "<": less_than, ">": lambda a, b: less_than(b, a),
+    "<=": lambda a, b: not less_than(b, a), ">=": lambda a, b: not less_than(a, b),
+}
 
 
 def _missing_attr(name: str, attrs: Attrs, span) -> EvalError:
