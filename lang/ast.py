@@ -48,7 +48,7 @@ class Float(Node):
 
 
 class String(Node):
-    """A string literal; `parts` are `str` pieces and interpolated expressions (`${e}`), with
+    """A string literal; `parts` are `str` pieces and `Interpolation`s (`${e}`), with
     escapes already decoded. A literal without interpolation has exactly one `str` part (or none
     for the empty string)."""
 
@@ -56,6 +56,16 @@ class String(Node):
 
     def __init__(self, span: Span, parts: list[str | Node]):
         self.span, self.parts = span, parts
+
+
+class Interpolation(Node):
+    """`${expr}` inside a string or path: its span starts at `${`, which is where Nix reports a
+    value that cannot be coerced to a string (the expression keeps its own span)."""
+
+    __slots__ = ("expr",)
+
+    def __init__(self, span: Span, expr: Node):
+        self.span, self.expr = span, expr
 
 
 class Path(Node):

@@ -103,11 +103,12 @@ class _Has:
 class _Binds:
     """The bindings of an attribute set or `let` under construction."""
 
-    __slots__ = ("attrs", "dynamic")
+    __slots__ = ("attrs", "dynamic", "inherited_from")
 
     def __init__(self):
         self.attrs: dict[str, ast.Binding] = {}
         self.dynamic: list[tuple[ast.Node, ast.Node, Span]] = []
+        self.inherited_from: list[ast.Select] = []  # the selections of `inherit (e) …;`
 
 
 def _show_path(path) -> str:
@@ -135,6 +136,16 @@ class _Builder:
     def __init__(self):
         self.src = None  # set by parse_source
         self.home = None
+        # id(node) -> (node, start of its outermost parenthesis): Nix reports a call or a
+        # selection at the start of its whole text, `(f) 1` at the `(`.
+        self.parens: dict[int, tuple] = {}
+
+    def start(self, node: ast.Node) -> int:
+        """Where `node`'s text starts, counting the parentheses around it."""
+        p = self.parens.get(id(node))
+        if p is not None and p[0] is node:
+            return p[1]
+        return node.span.start
 
     # --- expressions -------------------------------------------------------------------------
 
@@ -202,6 +213,8 @@ class _Builder:
 
     def let(self, c):
         binds = c[1]
+        if binds.inherited_from:
+            _inherit_from_at(binds, Span(self.src, c[0][3], c[0][3]))
         if binds.dynamic:
             raise ParseError("dynamic attributes not allowed in let",
                              Span(self.src, c[0][2], c[0][3]))
@@ -297,23 +310,23 @@ class _Builder:
             fn.args.append(arg)
             fn.span = Span(self.src, fn.span.start, arg.span.end)
             return fn
-        return ast.Call(Span(self.src, fn.span.start, arg.span.end), fn, [arg])
+        return ast.Call(Span(self.src, self.start(fn), arg.span.end), fn, [arg])
 
     def select_path(self, c):
         e = c[0]
         path, _, end = c[2]
-        return ast.Select(Span(self.src, e.span.start, end), e, path)
+        return ast.Select(Span(self.src, self.start(e), end), e, path)
 
     def select_or(self, c):
         e = c[0]
         path = c[2][0]
         d = c[4]
-        return ast.Select(Span(self.src, e.span.start, d.span.end), e, path, d)
+        return ast.Select(Span(self.src, self.start(e), d.span.end), e, path, d)
 
     def select_orcall(self, c):
         e, tok = c
         var = ast.Var(Span(self.src, tok[2], tok[3]), "or")
-        return ast.Call(Span(self.src, e.span.start, tok[3]), e, [var])
+        return ast.Call(Span(self.src, self.start(e), tok[3]), e, [var])
 
     def attrpath_id(self, tok):
         return [tok[1]], tok[2], tok[3]
@@ -379,14 +392,14 @@ class _Builder:
 
     def parts_interp(self, c):
         parts = c[0]
-        parts.append(c[2])
+        parts.append(ast.Interpolation(Span(self.src, c[1][2], c[3][3]), c[2]))
         return parts
 
     def iparts_first(self, c):
-        return [c[1]]
+        return [ast.Interpolation(Span(self.src, c[0][2], c[2][3]), c[1])]
 
     def iparts_str_first(self, c):
-        return [c[0][1], c[2]]
+        return [c[0][1], ast.Interpolation(Span(self.src, c[1][2], c[3][3]), c[2])]
 
     def ind_string(self, c):
         return ast.String(Span(self.src, c[0][2], c[2][3]), _strip_indentation(c[1]))
@@ -420,10 +433,14 @@ class _Builder:
         return ast.Uri(Span(self.src, tok[2], tok[3]), tok[1])
 
     def paren(self, c):
-        return c[1]
+        e = c[1]
+        self.parens[id(e)] = (e, c[0][2])
+        return e
 
     def old_let(self, c):
         binds = c[2]
+        if binds.inherited_from:
+            _inherit_from_at(binds, Span(self.src, c[1][3], c[1][3]))
         span = Span(self.src, c[0][2], c[3][3])
         attrs = ast.Attrs(Span(self.src, c[1][2], c[3][3]), True, binds.attrs,
                           binds.dynamic)
@@ -431,11 +448,15 @@ class _Builder:
 
     def rec_set(self, c):
         binds = c[2]
+        if binds.inherited_from:
+            _inherit_from_at(binds, Span(self.src, c[1][3], c[1][3]))
         return ast.Attrs(Span(self.src, c[0][2], c[3][3]), True, binds.attrs,
                          binds.dynamic)
 
     def set(self, c):
         binds = c[1]
+        if binds.inherited_from:
+            _inherit_from_at(binds, Span(self.src, c[0][3], c[0][3]))
         return ast.Attrs(Span(self.src, c[0][2], c[2][3]), False, binds.attrs,
                          binds.dynamic)
 
@@ -501,7 +522,15 @@ class _Builder:
                 value = ast.Var(span, name)
             else:
                 value = ast.Select(Span(self.src, src.span.start, span.end), src, [name])
+                binds.inherited_from.append(value)
             attrs[name] = ast.Binding(value, True, bspan)
+
+
+def _inherit_from_at(binds: _Binds, span: Span) -> None:
+    """Give each `inherit (e) name` selection Nix's position: that of its (empty) start of the
+    bindings, i.e. just after the `{` or `let` that opens them."""
+    for select in binds.inherited_from:
+        select.span = span
 
 
 def _add_attr(binds: _Binds, path: list, value: ast.Node, pspan: Span) -> None:
@@ -929,6 +958,7 @@ def parse_source(source: Source) -> ast.Node:
             return driver.run(scan(source), source)
         finally:
             builder.src = None
+            builder.parens.clear()
             if collecting:
                 gc.enable()
 

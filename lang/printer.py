@@ -87,8 +87,16 @@ class _SymbolOrder:
                 stack.append(n.body)
             elif t is ast.Attrs or t is ast.Let:
                 for k, b in n.attrs.items():
-                    see(k, b.span.start)
-                    stack.append(b.value)
+                    v = b.value
+                    if b.inherited:
+                        # The name is the last token of the binding; an `inherit (e)`
+                        # selection's span is Nix's error position, not where the name is.
+                        see(k, b.span.end - 1)
+                        if type(v) is ast.Select:
+                            v = v.expr
+                    else:
+                        see(k, b.span.start)
+                    stack.append(v)
                 if t is ast.Attrs:
                     for k, v, sp in n.dynamic:
                         stack.append(k)
@@ -176,7 +184,7 @@ class _Printer:
                     if type(p) is str:
                         w(show_string(p))
                     else:
-                        self.emit(p)
+                        self.emit(p.expr)
                 w(")")
         elif t is ast.Path:
             parts = node.parts
@@ -190,7 +198,7 @@ class _Printer:
                     if type(p) is str:
                         w(show_string(p))
                     else:
-                        self.emit(p)
+                        self.emit(p.expr)
                 w(")")
         elif t is ast.Uri:
             w(show_string(node.value))

@@ -67,6 +67,9 @@ class _Resolver:
 
     visit_Path = visit_String
 
+    def visit_Interpolation(self, node, scope):
+        self.visit(node.expr, scope)
+
     def visit_SearchPath(self, node, scope):
         node.find_file = ast.Var(node.span, "__findFile")
         node.nix_path = ast.Var(node.span, "__nixPath")

@@ -64,10 +64,12 @@ class Compiler:
     def strict(self, node: ast.Node):
         return getattr(self, "c_" + type(node).__name__)(node)
 
-    def lazy_binding(self, node: ast.Node):
+    def lazy_binding(self, node: ast.Node, filled: int = 0):
         """Like `lazy`, for a binding evaluated while its own scope is being filled in: a
-        variable of that same scope may not be set yet, so it is delayed like any expression."""
-        if type(node) is ast.Var and node.level == 0:
+        variable of that same scope may not be set yet, so it is delayed like any expression,
+        unless its slot is below `filled` (set already): then the binding shares that slot's
+        value, as Nix's `maybeThunk` does (which decides where Nix reports a cycle)."""
+        if type(node) is ast.Var and node.level == 0 and node.index >= filled:
             code = self.strict(node)
             return lambda env: Thunk(code, env)
         return self.lazy(node)
@@ -109,7 +111,7 @@ class Compiler:
         if all(type(p) is str for p in parts):
             return _const("".join(parts))
         state = self.state
-        codes = [p if type(p) is str else (self.strict(p), p.span) for p in parts]
+        codes = [p if type(p) is str else (self.strict(p.expr), p.span) for p in parts]
 
         def code(env):
             ctx: set = set()
@@ -135,7 +137,7 @@ class Compiler:
         if len(parts) == 1 and type(parts[0]) is str:
             return _const(NixPath(parts[0]))
         state = self.state
-        codes = [p if type(p) is str else (self.strict(p), p.span) for p in parts]
+        codes = [p if type(p) is str else (self.strict(p.expr), p.span) for p in parts]
 
         def code(env):
             ctx: set = set()
@@ -286,7 +288,7 @@ class Compiler:
                     try:
                         return x.force()
                     except EvalError as e:
-                        _trace_attr(e, name, v)
+                        _trace_attr(e, name, v, span)
                         raise
                 return x
             return select1
@@ -308,7 +310,7 @@ class Compiler:
                     try:
                         x = x.force()
                     except EvalError as e:
-                        _trace_attr(e, name, v)
+                        _trace_attr(e, name, v, span)
                         raise
                 v = x
             return v
@@ -333,14 +335,25 @@ class Compiler:
             return True
         return has
 
-    def _bindings(self, attrs: dict[str, ast.Binding], recursive: bool = True):
+    def _bindings(self, attrs: dict[str, ast.Binding], recursive: bool = True,
+                  outer_first: bool = False):
         """Return [(name, lazy code, evaluated in the outer env?)] for a binding dict; in a
-        recursive scope (`let`, `rec`) a binding may read slots not filled in yet."""
+        recursive scope (`let`, `rec`) a binding may read slots not filled in yet. Slots are
+        filled in order (after the inherited ones when `outer_first`: `let`)."""
         out = []
-        for name, b in attrs.items():
+        outer_slots = ({i + 1 for i, b in enumerate(attrs.values())
+                        if b.inherited and type(b.value) is ast.Var} if outer_first else ())
+        for i, (name, b) in enumerate(attrs.items()):
             outer = b.inherited and type(b.value) is ast.Var
-            lazy = self.lazy_binding if recursive and not outer else self.lazy
-            out.append((name, lazy(b.value), outer))
+            if recursive and not outer:
+                v = b.value
+                filled = i + 1
+                if type(v) is ast.Var and v.level == 0 and v.index in outer_slots:
+                    filled = v.index + 1
+                code = self.lazy_binding(v, filled)
+            else:
+                code = self.lazy(b.value)
+            out.append((name, code, outer))
         return out
 
     def _dynamic(self, node: ast.Attrs):
@@ -395,7 +408,7 @@ class Compiler:
         return rec_attrs
 
     def c_Let(self, node: ast.Let):
-        bindings = self._bindings(node.attrs)
+        bindings = self._bindings(node.attrs, outer_first=True)
         n = len(bindings)
         body = self.strict(node.body)
         outer_slots = [(i + 1, code) for i, (_, code, outer) in enumerate(bindings) if outer]
@@ -790,10 +803,13 @@ def _missing_attr(name: str, attrs: Attrs, span) -> EvalError:
     return EvalError(f"attribute '{name}' missing", span)
 
 
-def _trace_attr(e: EvalError, name: str, attrs: Attrs) -> None:
+def _trace_attr(e: EvalError, name: str, attrs: Attrs, select_span) -> None:
+    defined = attrs.pos.get(name) if attrs.pos else None
+    if e.span is None and type(e) is InfiniteRecursion:
+        # The attribute's own thunk is the one being forced: Nix reports where it is defined.
+        e.span = defined or select_span
     if len(e.trace) < _MAX_TRACE and not isinstance(e, (StackOverflow, ThrownError)):
-        span = attrs.pos.get(name) if attrs.pos else None
-        e.add_trace(f"while evaluating the attribute '{name}'", span)
+        e.add_trace(f"while evaluating the attribute '{name}'", defined)
 
 
 def _trace_call(e: EvalError, f, span) -> None:

@@ -173,8 +173,11 @@ def test_desugaring():
     assert isinstance(e, ast.Path) and e.parts == ["/x/y/b"]
     e = parse('{ "a" = 1; ${"b"} = 2; "${c}" = 3; }')
     assert list(e.attrs) == ["a", "b"] and len(e.dynamic) == 1
-    e = parse('"${x}"')
-    assert isinstance(e, ast.String) and isinstance(e.parts[0], ast.Var)
+    e = parse('"a${x}"')
+    interp = e.parts[1]
+    assert isinstance(e, ast.String) and e.parts[0] == "a"
+    assert isinstance(interp, ast.Interpolation) and isinstance(interp.expr, ast.Var)
+    assert interp.span.line_col() == (1, 3) and interp.expr.span.line_col() == (1, 5)
     e = parse("f x y")
     assert isinstance(e, ast.Call) and len(e.args) == 2
 

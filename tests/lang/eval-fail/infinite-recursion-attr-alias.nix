@@ -1,0 +1,1 @@
+let a = {x = b;}.x; b = a; in b

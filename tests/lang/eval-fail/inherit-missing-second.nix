@@ -1,0 +1,4 @@
+let s = {}; in {
+  x = 1;
+  inherit (s) b; inherit (s) a;
+}.a
