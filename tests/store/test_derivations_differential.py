@@ -127,11 +127,12 @@ def _dtx_eval(store: LocalStore, expr: str):
 
 @pytest.fixture(scope="module")
 def nix_summary():
-    summary = _nix_json(SUMMARY)
-    # Write the .drv files (and sources) into /nix/store, as plain nix-instantiate does.
+    # Write the .drv files (and sources) into /nix/store first, as plain nix-instantiate does:
+    # `--eval` is read-only, and a derivation depending on a `.drv` path's whole closure (the
+    # `=` context of `drvPath`) needs that .drv to be valid already.
     r = _nix(*FILES)
     assert r.returncode == 0, r.stderr
-    return summary
+    return _nix_json(SUMMARY)
 
 
 @pytest.fixture(scope="module")
