@@ -542,6 +542,8 @@ class Compiler:
             return call1
 
         nargs = len(args)
+        if nargs == 2:
+            return self._call2(fn, args[0], args[1], span)
 
         def call_(env):
             f = fn(env)
@@ -570,6 +572,30 @@ class Compiler:
                 _trace_call(e, f, span)
                 raise
         return call_
+
+    @staticmethod
+    def _call2(fn, arg0, arg1, span):
+        """`f a b`: the commonest multi-argument call (`builtins.bitAnd x 1`, `f acc x`)."""
+        def call2(env):
+            f = fn(env)
+            g = None  # the function the first argument gives, for the trace
+            try:
+                if type(f) is PrimOp and f.arity == 2 and not f.lazy:
+                    a = arg0(env)
+                    if type(a) is Thunk:
+                        a = a.value if a.code is None else a.force()
+                    b = arg1(env)
+                    if type(b) is Thunk:
+                        b = b.value if b.code is None else b.force()
+                    return f.fn(a, b)
+                g = f.call(f.env, arg0(env)) if type(f) is Lambda else call(f, arg0(env))
+                if type(g) is Lambda:
+                    return g.call(g.env, arg1(env))
+                return call(g, arg1(env))
+            except EvalError as e:
+                _trace_call(e, f if g is None else g, span)
+                raise
+        return call2
 
     # -- operators ------------------------------------------------------------------------------
 

@@ -104,10 +104,14 @@ def foldl_strict(f, acc, xs):
     if not xs:
         return force(acc)
     if type(f) is Lambda:
-        fcall, fenv = f.call, f.env
+        fcall, fenv, fbody = f.call, f.env, f.body
         for x in xs:
-            g = fcall(fenv, acc)
-            acc = g.call(g.env, x) if type(g) is Lambda else call(g, x)
+            g = fbody([fenv, acc]) if fbody is not None else fcall(fenv, acc)
+            if type(g) is Lambda:
+                gbody = g.body
+                acc = gbody([g.env, x]) if gbody is not None else g.call(g.env, x)
+            else:
+                acc = call(g, x)
         return acc
     for x in xs:
         acc = call(call(f, acc), x)
