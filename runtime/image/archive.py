@@ -7,8 +7,10 @@ A docker-archive is a tar holding
   `<layer id>/VERSION` (`1.0`), and the legacy `repositories` file mapping name and tag to the
   top layer id. Layer ids are derived from the parent id, the layer's diff_id and (for the top
   layer) the config digest, so they are stable.
-The archive's own tar is written like a layer (fixed mtime, numeric owners, fixed order) and then
-compressed as a whole (`compressor`), as nixpkgs' `image.tar.gz`.
+The archive's own tar is made like a layer (fixed mtime, numeric owners, fixed order): a plan
+(`archive_plan`, see stream.py) whose layers are the layers' own plans, each checked against its
+diff_id as it is written. It is written compressed as a whole (`compressor`), as nixpkgs'
+`image.tar.gz`, or it becomes a stream script (`streamLayeredImage`).
 
 An OCI image layout is a directory: `oci-layout`, `index.json` (one manifest, its
 `org.opencontainers.image.ref.name` annotation the tag) and `blobs/sha256/<hex>`; there the
@@ -16,34 +18,45 @@ layers are compressed one by one.
 
 `read_docker_archive` opens a base image for `fromImage`: it picks the entry by name and tag,
 checks each layer against the config's diff_ids, and keeps the layers byte for byte unless they
-hold unsafe entries (see layers.MemberChecker), which are then dropped and the layer rewritten.
+hold unsafe entries (see layers.MemberChecker), which are then left out of the layer's plan.
+Each base layer also gets its `origin`: the plan of its bytes in the base image's own file (a
+range of an uncompressed archive, or of the gunzipped bytes of a gzip-compressed one or of a
+gzip-compressed layer), which a stream script reads; zstd is beyond it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
+import posixpath
 import re
 import shutil
 import stat
 import tarfile
 from dataclasses import dataclass, field
+from typing import Callable
 
 import attrs
 
 from . import documents as d
-from .layers import (LayerError, Log, compress, compressing_writer, file_digest,
-                     layer_is_clean, open_maybe_compressed, rewrite_clean)
+from .layers import (LayerError, Log, compress, compressing_writer, compression_of,
+                     file_digest, members_plan, open_maybe_compressed, scan_layer, tar_member,
+                     tar_plan)
+from .stream import Checked, FileRange, Gunzip, file_plan, plan_digest, plan_size, write_plan
 
 
 @dataclass
 class Layer:
-    """An uncompressed layer tar on the host, with its diff_id."""
-    path: str
+    """An uncompressed layer: the plan of its bytes (files on the host: the store, the build's
+    work directory) and its diff_id. A layer read from a base image also has `origin`, the plan
+    of its bytes in the base image's store files, which a stream script reads; when it has
+    none, `no_origin` says why."""
+    plan: list
     diff_id: str
     store_paths: set[str] = field(default_factory=set)
+    origin: list | None = None
+    no_origin: str = ""
 
 
 @dataclass
@@ -112,8 +125,11 @@ def _tar_info(name: str, mtime: int, size: int = 0, directory: bool = False) -> 
     return info
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
-    tar.addfile(_tar_info(name, mtime, len(data)), io.BytesIO(data))
+def _file(name: str, content: list | bytes, mtime: int) -> list:
+    """The plan of an archive member holding `content` (a plan, or bytes)."""
+    if isinstance(content, bytes):
+        content = [content] if content else []
+    return tar_member(_tar_info(name, mtime, plan_size(content)), content)
 
 
 def layer_ids(diff_ids: list[str], config_digest: str) -> list[str]:
@@ -137,29 +153,36 @@ def write_docker_archive(dest: str, config: d.ImageConfig, layers: list[Layer],
 
 def write_docker_archive_images(dest: str, images: list[Image], mtime: int,
                                 compressor: str = "none") -> None:
-    """Write a docker-archive holding `images` (one `manifest.json` entry each, in order) to
-    `dest`, compressed with `compressor` as it is written. A layer that several images share
-    (same diff_id) is stored once, in the directory of the first image that has it, and a
-    config file once."""
-    with open(dest, "wb") as f, compressing_writer(f, compressor) as stream, \
-            tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        layer_dirs: dict[str, str] = {}  # diff_id -> the directory holding it
-        configs: set[str] = set()
-        entries, repositories = [], {}
-        for image in images:
-            entry = _add_image(tar, image, mtime, layer_dirs, configs)
-            entries.append(d.to_data(entry))
-            top = entry.Layers[-1].split("/", 1)[0] if entry.Layers else ""
-            for tag in image.repo_tags:
-                repo, _, t = tag.rpartition(":")
-                repositories.setdefault(repo, {})[t] = top
-        _add_bytes(tar, "manifest.json", d.canonical_json(entries), mtime)
-        _add_bytes(tar, "repositories", d.canonical_json(repositories), mtime)
+    """Write a docker-archive holding `images` (see `archive_plan`) to `dest`, compressed with
+    `compressor` as it is written."""
+    with open(dest, "wb") as f, compressing_writer(f, compressor) as stream:
+        write_plan(archive_plan(images, mtime), stream)
 
 
-def _add_image(tar: tarfile.TarFile, image: Image, mtime: int, layer_dirs: dict[str, str],
+def archive_plan(images: list[Image], mtime: int) -> list:
+    """The plan of a docker-archive holding `images` (one `manifest.json` entry each, in
+    order). A layer that several images share (same diff_id) is stored once, in the directory
+    of the first image that has it, and a config file once; each layer's bytes are checked
+    against its diff_id as they are written."""
+    members: list[list] = []
+    layer_dirs: dict[str, str] = {}  # diff_id -> the directory holding it
+    configs: set[str] = set()
+    entries, repositories = [], {}
+    for image in images:
+        entry = _add_image(members, image, mtime, layer_dirs, configs)
+        entries.append(d.to_data(entry))
+        top = entry.Layers[-1].split("/", 1)[0] if entry.Layers else ""
+        for tag in image.repo_tags:
+            repo, _, t = tag.rpartition(":")
+            repositories.setdefault(repo, {})[t] = top
+    members.append(_file("manifest.json", d.canonical_json(entries), mtime))
+    members.append(_file("repositories", d.canonical_json(repositories), mtime))
+    return tar_plan(members)
+
+
+def _add_image(members: list[list], image: Image, mtime: int, layer_dirs: dict[str, str],
                configs: set[str]) -> d.ArchiveEntry:
-    """Add one image's new layers and config to `tar`; return its manifest entry."""
+    """Add the members of one image's new layers and config; return its manifest entry."""
     config, layers = image.config, image.layers
     config_bytes = d.canonical_json(config)
     config_hex = hashlib.sha256(config_bytes).hexdigest()
@@ -170,8 +193,8 @@ def _add_image(tar: tarfile.TarFile, image: Image, mtime: int, layer_dirs: dict[
     for i, (layer, lid) in enumerate(zip(layers, ids)):
         if layer.diff_id not in layer_dirs:
             layer_dirs[layer.diff_id] = lid
-            tar.addfile(_tar_info(lid, mtime, directory=True))
-            _add_bytes(tar, f"{lid}/VERSION", b"1.0", mtime)
+            members.append(tar_member(_tar_info(lid, mtime, directory=True)))
+            members.append(_file(f"{lid}/VERSION", b"1.0", mtime))
             legacy = {"id": lid, "created": config.created or "1970-01-01T00:00:01Z",
                       "os": config.os, "architecture": config.architecture,
                       "container_config": {}}
@@ -179,15 +202,14 @@ def _add_image(tar: tarfile.TarFile, image: Image, mtime: int, layer_dirs: dict[
                 legacy["parent"] = parent
             if i == len(layers) - 1:
                 legacy["config"] = legacy_config
-            _add_bytes(tar, f"{lid}/json", d.canonical_json(legacy), mtime)
-            with open(layer.path, "rb") as lf:
-                tar.addfile(_tar_info(f"{lid}/layer.tar", mtime,
-                                      os.fstat(lf.fileno()).st_size), lf)
+            members.append(_file(f"{lid}/json", d.canonical_json(legacy), mtime))
+            members.append(_file(f"{lid}/layer.tar", [Checked(layer.diff_id, layer.plan)],
+                                 mtime))
         dirs.append(layer_dirs[layer.diff_id])
         parent = lid
     if config_hex not in configs:
         configs.add(config_hex)
-        _add_bytes(tar, f"{config_hex}.json", config_bytes, mtime)
+        members.append(_file(f"{config_hex}.json", config_bytes, mtime))
     return d.ArchiveEntry(Config=f"{config_hex}.json", RepoTags=image.repo_tags,
                           Layers=[f"{lid}/layer.tar" for lid in dirs])
 
@@ -212,6 +234,7 @@ def read_docker_archive(path: str, workdir: str, log: Log, name: str | None = No
     """Open the docker-archive at `path` (plain, gzip or zstd) and copy its layers, checked and
     uncompressed, into `workdir`. `name`/`tag` choose among several images (default: first);
     with `every`, all images are read and returned as a list."""
+    compression = compression_of(path)
     plain = os.path.join(workdir, "base.tar")
     with open_maybe_compressed(path) as src, open(plain, "wb") as out:
         shutil.copyfileobj(src, out, 1 << 20)
@@ -232,40 +255,77 @@ def read_docker_archive(path: str, workdir: str, log: Log, name: str | None = No
                 layers = []
                 for i, member in enumerate(entry.Layers):
                     layer_path = os.path.join(workdir, f"base-{n}-layer-{i}.tar")
+                    info = _data_member(tar, member)
+                    where = _Where(path, compression, info.offset_data, info.sparse is not None)
                     with _member(tar, member) as raw:
                         layers.append(_take_layer(raw, layer_path, config, i, f"'{member}'",
-                                                  log))
+                                                  log, where))
                 images.append(Image(config, layers, entry.RepoTags or []))
     finally:
         os.unlink(plain)
     return images if every else images[0]
 
 
+@dataclass
+class _Where:
+    """Where the bytes of a foreign layer (maybe compressed) lie in the image's file: from
+    `offset` of the file, or of its uncompressed bytes when the file is compressed."""
+    path: str
+    compression: str  # of the file: none, gz, zstd
+    offset: int = 0
+    sparse: bool = False
+
+    def origin(self, layer_compression: str) -> tuple[Callable[[int, int], object] | None, str]:
+        """A function giving the segment of `n` bytes from `o` of the uncompressed layer, or
+        None and why no stream script can read it."""
+        path, offset = self.path, self.offset
+        if self.sparse:
+            return None, "it is stored as a sparse file in the archive"
+        if self.compression == "none" and layer_compression == "none":
+            return (lambda o, n: FileRange(path, offset + o, n)), ""
+        if self.compression == "none" and layer_compression == "gz":
+            return (lambda o, n: Gunzip(path, offset, o, n)), ""
+        if self.compression == "gz" and layer_compression == "none":
+            return (lambda o, n: Gunzip(path, 0, offset + o, n)), ""
+        if "zstd" in (self.compression, layer_compression):
+            return None, ("it is zstd-compressed (a stream script reads plain and "
+                          "gzip-compressed base images)")
+        return None, "it is a gzip-compressed layer inside a gzip-compressed archive"
+
+
 def _take_layer(raw, layer_path: str, config: d.ImageConfig, i: int, what: str,
-                log: Log) -> Layer:
+                log: Log, where: _Where) -> Layer:
     """Copy layer `i` of a foreign image from the stream `raw` (maybe compressed) to
-    `layer_path`, uncompressed; check it against the config's diff_id and drop its unsafe
-    entries (updating the diff_id then)."""
+    `layer_path`, uncompressed; check it against the config's diff_id and leave out its unsafe
+    entries (updating the diff_id then). `where` locates `raw` in the image's file, for the
+    layer's origin."""
     with open(layer_path + ".raw", "wb") as out:
         shutil.copyfileobj(raw, out, 1 << 20)
+    range_of, why = where.origin(compression_of(layer_path + ".raw"))
     with open_maybe_compressed(layer_path + ".raw") as src, open(layer_path, "wb") as out:
         shutil.copyfileobj(src, out, 1 << 20)
     os.unlink(layer_path + ".raw")
     want = config.rootfs.diff_ids[i]
-    got, _ = file_digest(layer_path)
+    got, size = file_digest(layer_path)
     if got != want:
         raise LayerError(f"base image layer {i} ({what}) has digest {got}, "
                          f"but its config says {want}")
     label = f"base image layer {i}"
-    clean, names = layer_is_clean(layer_path, log, label)
-    if not clean:
-        log(f"{label} holds unsafe entries: using a copy without them")
-        cleaned = layer_path + ".clean"
-        rewrite_clean(layer_path, cleaned, lambda _line: None, label)
-        os.replace(cleaned, layer_path)
-        got, _ = file_digest(layer_path)
-        config.rootfs.diff_ids[i] = got
-    return Layer(layer_path, got, _store_names(names))
+    members, dropped = scan_layer(layer_path, log, label)
+    names = {name for name, _ in members}
+    if not dropped:
+        origin = None
+        if range_of is not None:
+            origin = [range_of(0, size)] if size else []
+        return Layer(file_plan(layer_path), got, _store_names(names), origin, why)
+    log(f"{label} holds unsafe entries: using a copy without them")
+    kept = [m for _, m in members]
+    plan = members_plan(kept, lambda m: [FileRange(layer_path, m.offset_data, m.size)])
+    got = plan_digest(plan)
+    config.rootfs.diff_ids[i] = got
+    origin = members_plan(kept, lambda m: [range_of(m.offset_data, m.size)]) if range_of \
+        else None
+    return Layer(plan, got, _store_names(names), origin, why)
 
 
 def _member(tar: tarfile.TarFile, name: str):
@@ -276,6 +336,23 @@ def _member(tar: tarfile.TarFile, name: str):
     if f is None:
         raise LayerError(f"the base image has no file '{name}'")
     return f
+
+
+def _data_member(tar: tarfile.TarFile, name: str) -> tarfile.TarInfo:
+    """The member holding the bytes of `name`, following links as `extractfile` does."""
+    for _ in range(40):
+        try:
+            member = tar.getmember(name)
+        except KeyError:
+            raise LayerError(f"the base image has no file '{name}'") from None
+        if member.issym():
+            name = posixpath.normpath(posixpath.join(posixpath.dirname(member.name),
+                                                     member.linkname))
+        elif member.islnk():
+            name = member.linkname
+        else:
+            return member
+    raise LayerError(f"the base image's '{name}' is a loop of links")
 
 
 def _choose(entries: list[d.ArchiveEntry], name: str | None, tag: str | None):
@@ -318,7 +395,7 @@ def write_oci_layout(dest: str, config: d.ImageConfig, layers: list[Layer], ref_
     descriptors = []
     for layer in layers:
         tmp = os.path.join(blobs, "incoming")
-        digest = compress(layer.path, tmp, compressor)
+        digest = compress(layer.plan, tmp, compressor)
         size = os.path.getsize(tmp)
         os.replace(tmp, os.path.join(blobs, digest.split(":", 1)[1]))
         descriptors.append(d.Descriptor(mediaType=_OCI_LAYER_TYPES[compressor], digest=digest,
@@ -375,7 +452,7 @@ def read_oci_layout(path: str, workdir: str, log: Log, name: str | None = None,
             layer_path = os.path.join(workdir, f"base-{n}-layer-{i}.tar")
             with open(blob, "rb") as raw:
                 layer = _take_layer(_Verifying(raw, layer_desc), layer_path, config, i,
-                                    f"'{layer_desc.digest}'", log)
+                                    f"'{layer_desc.digest}'", log, _Where(blob, "none"))
             layers.append(layer)
         images.append(Image(config, layers, _oci_repo_tags(notes)))
     return images if every else images[0]

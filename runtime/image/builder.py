@@ -20,13 +20,18 @@ from the derivation's `__json`:
   layering             "single" (buildImage) or "popularity" (buildLayeredImage), maxLayers
   compressor           none | gz | zstd: of the whole archive, or of each OCI blob
   format               docker-archive (a file) | oci (an OCI layout directory) |
+                       stream-script (`streamLayeredImage`: an executable that writes the
+                       uncompressed docker-archive, reading the layers' files from the store
+                       as it runs: stream.py) |
                        root-tar (just the image root as a tar: the input of `extraCommands`,
                        and `mkTarball`) | pure-layer (`mkPureLayer`: a directory with
                        layer.tar, json, VERSION) | merged-archive (`mergeImages`)
   withClosure          root-tar: also put the closure of `closureRoots` under /nix/store
   uid, gid             root-tar, pure-layer: the owner of every entry (default 0)
   baseJson             pure-layer: a JSON file, written as `json` with a `checksum` added
-  images               merged-archive: the docker-archives or OCI layouts to merge, in order
+  images               merged-archive: the docker-archives, OCI layouts or stream scripts to
+                       merge, in order (a stream script is read, not run, and renders only
+                       files of the inputs)
 
 Store paths are found through the build's inputs: every path named above is a string with
 context, so the derivation lists it as an input and the scheduler has built it. The builder
@@ -47,15 +52,18 @@ import time
 from typing import Callable
 
 from . import documents as d
-from .archive import (BaseImage, Layer, merge_container_config, read_image, read_images,
-                      write_docker_archive, write_docker_archive_images, write_oci_layout)
+from . import stream
+from .archive import (BaseImage, Image, Layer, archive_plan, merge_container_config,
+                      read_image, read_images, write_docker_archive,
+                      write_docker_archive_images, write_oci_layout)
 from .layers import (COMPRESSORS, LayerError, MemberChecker, Tree, add_host_tree,
                      add_root_contents, add_store_paths, compressing_writer, extract,
-                     make_removable, parse_created, write_tar)
-from .layers import _HashingWriter as HashingWriter
+                     make_removable, parse_created, tar_member, tar_plan, tree_members,
+                     tree_plan, write_tar)
 from .layers import _normal as normal_name
+from .stream import FileRange, PlanError, plan_digest
 
-FORMATS = ("docker-archive", "oci", "root-tar", "pure-layer", "merged-archive")
+FORMATS = ("docker-archive", "oci", "stream-script", "root-tar", "pure-layer", "merged-archive")
 
 
 def builtin_docker_image(drv, env: dict, out: str, log: Callable[[str], None]) -> None:
@@ -76,11 +84,33 @@ def builtin_docker_image(drv, env: dict, out: str, log: Callable[[str], None]) -
     os.makedirs(work)
     try:
         _build(params, drv, store, allowed, work, out, log)
-    except (LayerError, OSError, ValueError, KeyError) as e:
+    except (LayerError, PlanError, OSError, ValueError, KeyError) as e:
         raise BuildError(f"cannot build image '{params.get('name', '?')}': {e}") from None
     finally:
         make_removable(work)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _render_stream_script(script: str, dest: str, store, allowed: set[str]) -> None:
+    """Write the archive of a stream script to `dest`. The script is read, never run; every
+    file its plan names must be a file of the derivation's inputs, symlinks followed."""
+    doc, literals = stream.read_script(script)
+    if doc.get("storeDir") != store.store_dir:
+        raise LayerError(f"the stream script '{script}' is for the store "
+                         f"'{doc.get('storeDir')}'")
+
+    def resolve(path: str) -> str:
+        if ".." in path.split("/"):
+            raise LayerError(f"the stream script '{script}' names the path '{path}'")
+        _checked(store, allowed, path, "file of the stream script")
+        target = os.path.realpath(store.real(path))
+        if not target.startswith(store.real_dir + "/"):
+            raise LayerError(f"the stream script's file '{path}' leads out of the store")
+        _checked(store, allowed, store.logical(target), "file of the stream script")
+        return target
+
+    with open(dest, "wb") as f:
+        stream.render_script(doc, literals, f, resolve)
 
 
 def _store_root(out: str) -> str | None:
@@ -116,6 +146,9 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
         raise LayerError(f"unknown compressor '{compressor}' (expected one of "
                          f"{', '.join(COMPRESSORS)})")
     mtime, created = parse_created(params.get("created"), time.time)
+    if fmt == "stream-script" and compressor != "none":
+        raise LayerError("a stream script writes an uncompressed archive (compressor "
+                         "\"none\")")
     if params.get("created") == "now":
         log("warning: created = \"now\" makes the image differ from build to build")
 
@@ -128,7 +161,12 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
         for i, path in enumerate(params.get("images") or []):
             staged = os.path.join(work, f"image-{i}")
             os.mkdir(staged)
-            found = read_images(real(path), staged, log)
+            host = real(path)
+            if stream.is_script(host):
+                _render_stream_script(host, os.path.join(staged, "streamed.tar"), store,
+                                      allowed)
+                host = os.path.join(staged, "streamed.tar")
+            found = read_images(host, staged, log)
             log(f"{path}: {len(found)} images")
             images += found
         if not images:
@@ -169,8 +207,8 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
                     raise LayerError(f"'{p}' is in the closure but not an input of the "
                                      f"derivation")
             add_store_paths(root_tree, closure, store.real)
-        with open(out, "wb") as f, compressing_writer(f, compressor) as stream:
-            write_tar(root_tree, stream, mtime, *owner)
+        with open(out, "wb") as f, compressing_writer(f, compressor) as w:
+            write_tar(root_tree, w, mtime, *owner)
         return
     if fmt == "pure-layer":
         _write_pure_layer(out, root_tree, params, real, mtime, owner)
@@ -226,15 +264,13 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
     if not new_layers and (not layers or root_layer):
         new_layers.append(Tree())
     for i, tree in enumerate(new_layers):
-        path = os.path.join(work, f"layer-{i}.tar")
-        with open(path, "wb") as f:
-            diff_id = write_tar(tree, f, mtime)
         if root_layer and i == len(new_layers) - 1:
-            merged = os.path.join(work, f"layer-{i}-merged.tar")
-            diff_id = _merge_root_layer(path, real(root_layer), merged, mtime, log)
-            path = merged
+            plan = _merge_root_layer(tree, real(root_layer), mtime, log)
+        else:
+            plan = tree_plan(tree, mtime)
+        diff_id = plan_digest(plan)
         log(f"layer {len(layers) + 1}: {len(tree)} entries, {diff_id}")
-        layers.append(Layer(path, diff_id))
+        layers.append(Layer(plan, diff_id))
 
     new_config = d.from_json(d.ContainerConfig, params.get("config") or {})
     base_config = base.config if base else None
@@ -254,22 +290,49 @@ def _build(params: dict, drv, store, allowed: set[str], work: str, out: str, log
 
     if fmt == "oci":
         write_oci_layout(out, config, layers, tag, name, compressor)
-        return
-    write_docker_archive(out, config, layers, [f"{name}:{tag}"], mtime, compressor)
+    elif fmt == "stream-script":
+        _write_stream_script(out, Image(config, layers, [f"{name}:{tag}"]), mtime, store,
+                             closure)
+    else:
+        write_docker_archive(out, config, layers, [f"{name}:{tag}"], mtime, compressor)
 
 
-def _merge_root_layer(tree_tar: str, root_layer: str, dest: str, mtime: int, log) -> str:
-    """Write to `dest` the entries of `tree_tar` and of the runAsRoot layer `root_layer` as one
-    layer sorted by path, the runAsRoot entry winning a clash; return its digest.
+def _write_stream_script(out: str, image: Image, mtime: int, store,
+                         store_paths: set[str]) -> None:
+    """Write the stream script of `image` to `out`. It reads the layers' files from the store
+    when it runs (a base image's layers from the base image's file), except files outside the
+    store (the build's work directory), whose bytes it holds; it names `store_paths` (the
+    image's closure), so its own closure keeps them."""
+    layers = []
+    for i, layer in enumerate(image.layers):
+        if layer.origin is None and layer.no_origin:
+            raise LayerError(f"streamLayeredImage cannot stream layer {i + 1} of the base "
+                             f"image: {layer.no_origin}; use buildLayeredImage")
+        layers.append(Layer(layer.origin if layer.origin is not None else layer.plan,
+                            layer.diff_id))
+    prefix = store.real_dir + "/"
+
+    def logical(path: str) -> str | None:
+        return store.logical(path) if path.startswith(prefix) else None
+
+    doc, literals = stream.encode_plan(
+        archive_plan([Image(image.config, layers, image.repo_tags)], mtime), logical)
+    doc.update(storeDir=store.store_dir, images=image.repo_tags,
+               storePaths=sorted(store_paths))
+    stream.write_script(out, doc, literals, " ".join(image.repo_tags))
+
+
+def _merge_root_layer(tree: Tree, root_layer: str, mtime: int, log) -> list:
+    """The plan of a layer of the entries of `tree` and of the runAsRoot layer `root_layer`
+    (a tar file) sorted by path, the runAsRoot entry winning a clash.
 
     The runAsRoot entries keep their owners and modes, and device nodes and fifos too (the
     script ran as root in the VM); their names are checked like any foreign layer's."""
     checker = MemberChecker(log, "runAsRoot layer")
-    with tarfile.open(tree_tar, "r:") as base, tarfile.open(root_layer, "r:") as extra, \
-            open(dest, "wb") as f:
-        chosen: dict[str, tuple[tarfile.TarFile, tarfile.TarInfo]] = {}
-        for member in base.getmembers():
-            chosen[member.name.rstrip("/")] = (base, member)
+    chosen: dict[str, tuple[tarfile.TarInfo, list]] = {}
+    for info, content in tree_members(tree, mtime):
+        chosen[info.name] = (info, content)
+    with tarfile.open(root_layer, "r:") as extra:
         for member in extra.getmembers():
             if member.ischr() or member.isblk() or member.isfifo():
                 name = normal_name(member.name)
@@ -283,22 +346,17 @@ def _merge_root_layer(tree_tar: str, root_layer: str, dest: str, mtime: int, log
             if member.islnk():
                 log(f"runAsRoot layer: dropping hard link '{member.name}'")
                 continue
-            chosen[name] = (extra, member)
-        out = HashingWriter(f)
-        with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
-            for name in sorted(chosen):
-                src, member = chosen[name]
-                info = tarfile.TarInfo(name)
-                info.type, info.mode, info.linkname = member.type, member.mode, member.linkname
-                info.uid, info.gid, info.uname, info.gname = member.uid, member.gid, "", ""
-                info.devmajor, info.devminor = member.devmajor, member.devminor
-                info.mtime = mtime
-                if member.isreg():
-                    info.size = member.size
-                    tar.addfile(info, src.extractfile(member))
-                else:
-                    tar.addfile(info)
-    return "sha256:" + out.h.hexdigest()
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.linkname = member.type, member.mode, member.linkname
+            info.uid, info.gid, info.uname, info.gname = member.uid, member.gid, "", ""
+            info.devmajor, info.devminor = member.devmajor, member.devminor
+            info.mtime = mtime
+            content = []
+            if member.isreg():
+                info.size = member.size
+                content = [FileRange(root_layer, member.offset_data, member.size)]
+            chosen[name] = (info, content)
+    return tar_plan(tar_member(*chosen[name]) for name in sorted(chosen))
 
 
 def _write_pure_layer(out: str, tree: Tree, params: dict, real, mtime: int,

@@ -5,12 +5,15 @@ leading `/` or `./`) to entries (directory, file, symlink). Trees are filled fro
 (kept as they are in the store: read-only modes), from `contents`/`copyToRoot` paths merged at the
 image root (as nixpkgs' `rsync -ak` then `chmod -R ug+w`: files and symlinks copied, directories
 merged, symlinks to directories followed, a conflict won by the later path) and from staged
-directories. `write_tar` turns a tree into a tar whose bytes depend only on the tree and the
-timestamp:
+directories. `tree_plan` turns a tree into the plan of a tar (stream.py: the tar's bytes as
+literal headers and ranges of the entries' files), which `write_tar` writes; the bytes depend
+only on the tree and the timestamp:
 - entries sorted by path, every parent directory present;
 - mtime fixed (the image's `created`), uid/gid 0 with empty user and group names;
 - GNU format (long names without pax headers, so no pax timestamps);
 - hard links written as separate regular files.
+Every tar is built from `tar_member` (a header exactly as `tarfile` writes it, the content,
+the padding) and `tar_plan` (the end blocks), so a plan's bytes are `tarfile`'s.
 
 Layers read from elsewhere (a base image, `tarballs`, the output of `extraCommands`) go through
 `check_member`: absolute names, `..` components, device nodes, fifos, names that pass through a
@@ -30,7 +33,9 @@ import struct
 import tarfile
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+from .stream import file_plan, plan_size, write_plan
 
 DEFAULT_MTIME = 1  # 1970-01-01T00:00:01Z, what nixpkgs' images use
 COMPRESSORS = ("none", "gz", "zstd")
@@ -227,31 +232,66 @@ class _HashingWriter:
         self.f.flush()
 
 
+def tar_member(info: tarfile.TarInfo, content: list | None = None) -> list:
+    """The plan of one tar member as `tarfile` writes it in GNU format: the header (long names
+    in `././@LongLink` entries), then `content` (a plan of `info.size` bytes) padded to a
+    block."""
+    plan: list = [info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")]
+    if content:
+        if plan_size(content) != info.size:
+            raise LayerError(f"tar member '{info.name}': {plan_size(content)} bytes of "
+                             f"content for a size of {info.size}")
+        plan += content
+        if info.size % tarfile.BLOCKSIZE:
+            plan.append(bytes(tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
+    return plan
+
+
+def tar_plan(members: Iterable[list]) -> list:
+    """The plan of a tar of the given member plans (`tar_member`), ended as `tarfile` ends one:
+    two zero blocks, then zeros up to a multiple of the record size."""
+    plan = [segment for member in members for segment in member]
+    size = plan_size(plan) + 2 * tarfile.BLOCKSIZE
+    plan.append(bytes(2 * tarfile.BLOCKSIZE + -size % tarfile.RECORDSIZE))
+    return plan
+
+
+def tree_members(tree: Tree, mtime: int = DEFAULT_MTIME, uid: int = 0,
+                 gid: int = 0) -> Iterator[tuple[tarfile.TarInfo, list]]:
+    """The tar members of `tree`, sorted by path, every entry owned by `uid`:`gid`, each with
+    the plan of its content."""
+    for path in sorted(tree.entries):
+        entry = tree.entries[path]
+        info = tarfile.TarInfo(path)
+        info.mtime = mtime
+        info.uid, info.gid = uid, gid
+        info.uname = info.gname = ""
+        info.mode = entry.mode
+        content: list = []
+        if entry.kind == "dir":
+            info.type = tarfile.DIRTYPE
+        elif entry.kind == "symlink":
+            info.type = tarfile.SYMTYPE
+            info.linkname = entry.target
+        else:
+            info.type = tarfile.REGTYPE
+            content = file_plan(entry.source)
+            info.size = plan_size(content)
+        yield info, content
+
+
+def tree_plan(tree: Tree, mtime: int = DEFAULT_MTIME, uid: int = 0, gid: int = 0) -> list:
+    """The plan of `tree` as a tar (see `tree_members`)."""
+    return tar_plan(tar_member(info, content)
+                    for info, content in tree_members(tree, mtime, uid, gid))
+
+
 def write_tar(tree: Tree, f: BinaryIO, mtime: int = DEFAULT_MTIME, uid: int = 0,
               gid: int = 0) -> str:
     """Write `tree` as a tar to `f`, every entry owned by `uid`:`gid`; return its `sha256:`
     digest (the layer's diff_id)."""
     out = _HashingWriter(f)
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for path in sorted(tree.entries):
-            entry = tree.entries[path]
-            info = tarfile.TarInfo(path)
-            info.mtime = mtime
-            info.uid, info.gid = uid, gid
-            info.uname = info.gname = ""
-            info.mode = entry.mode
-            if entry.kind == "dir":
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            elif entry.kind == "symlink":
-                info.type = tarfile.SYMTYPE
-                info.linkname = entry.target
-                tar.addfile(info)
-            else:
-                info.type = tarfile.REGTYPE
-                with open(entry.source, "rb") as src:
-                    info.size = os.fstat(src.fileno()).st_size
-                    tar.addfile(info, src)
+    write_plan(tree_plan(tree, mtime, uid, gid), out)
     return "sha256:" + out.h.hexdigest()
 
 
@@ -355,22 +395,22 @@ def compressing_writer(out: BinaryIO, compressor: str):
                      f"{', '.join(COMPRESSORS)})")
 
 
-def compress(src: str, dest: str, compressor: str) -> str:
-    """Compress file `src` into `dest` reproducibly; return the `sha256:` digest of `dest`."""
+def compress(plan: list, dest: str, compressor: str) -> str:
+    """Write the bytes of `plan` to `dest` compressed reproducibly; return the `sha256:` digest
+    of `dest`."""
     if compressor not in COMPRESSORS:
         raise LayerError(f"unknown compressor '{compressor}' (expected one of "
                          f"{', '.join(COMPRESSORS)})")
-    with open(src, "rb") as fin, open(dest, "wb") as raw:
+    with open(dest, "wb") as raw:
         out = _HashingWriter(raw)
         if compressor == "zstd":
             zstandard = _zstandard()
             cctx = zstandard.ZstdCompressor(level=3, write_checksum=True, threads=0)
-            with cctx.stream_writer(out, closefd=False,
-                                    size=os.fstat(fin.fileno()).st_size) as zw:
-                shutil.copyfileobj(fin, zw, _CHUNK)
+            with cctx.stream_writer(out, closefd=False, size=plan_size(plan)) as zw:
+                write_plan(plan, zw)
         else:
             with compressing_writer(out, compressor) as w:
-                shutil.copyfileobj(fin, w, _CHUNK)
+                write_plan(plan, w)
     return "sha256:" + out.h.hexdigest()
 
 
@@ -382,13 +422,23 @@ def _zstandard():
     return zstandard
 
 
-def open_maybe_compressed(path: str) -> BinaryIO:
-    """Open a file that may be plain, gzip- or zstd-compressed, for reading its bytes."""
+def compression_of(path: str) -> str:
+    """How the file at `path` is compressed, by its first bytes: none, gz or zstd."""
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.open(path, "rb")
+        return "gz"
     if magic == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return "none"
+
+
+def open_maybe_compressed(path: str) -> BinaryIO:
+    """Open a file that may be plain, gzip- or zstd-compressed, for reading its bytes."""
+    compression = compression_of(path)
+    if compression == "gz":
+        return gzip.open(path, "rb")
+    if compression == "zstd":
         zstandard = _zstandard()
         return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
     return open(path, "rb")
@@ -473,31 +523,25 @@ class MemberChecker:
         return None
 
 
-def layer_is_clean(path: str, log: Log, label: str) -> tuple[bool, set[str]]:
-    """Scan a foreign layer: (no entry needed dropping, the top-level names under nix/store)."""
+def scan_layer(path: str, log: Log, label: str) -> tuple[list[tuple[str, tarfile.TarInfo]], int]:
+    """The safe members of a foreign layer, in order, with their clean names, and the number of
+    members dropped (each logged)."""
     checker = MemberChecker(log, label)
-    names: set[str] = set()
+    kept = []
     with open_maybe_compressed(path) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for member in tar:
             name = checker.check(member)
             if name is not None:
-                names.add(name)
-    return checker.dropped == 0, names
+                kept.append((name, member))
+    return kept, checker.dropped
 
 
-def rewrite_clean(src: str, dest: str, log: Log, label: str) -> None:
-    """Copy a foreign layer to `dest` (uncompressed) without its unsafe entries."""
-    checker = MemberChecker(log, label)
-    with open_maybe_compressed(src) as f, tarfile.open(fileobj=f, mode="r|") as tar, \
-            open(dest, "wb") as out, \
-            tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as new:
-        for member in tar:
-            if checker.check(member) is None:
-                continue
-            if member.isreg():
-                new.addfile(member, tar.extractfile(member))
-            else:
-                new.addfile(member)
+def members_plan(members: Iterable[tarfile.TarInfo],
+                 content: Callable[[tarfile.TarInfo], list]) -> list:
+    """The plan of a tar of members read from another tar, as they were (owners, modes, times),
+    `content(member)` giving the plan of a regular file's bytes."""
+    return tar_plan(tar_member(m, content(m) if m.isreg() and m.size else None)
+                    for m in members)
 
 
 def extract(path: str, dest: str, log: Log, label: str) -> None:

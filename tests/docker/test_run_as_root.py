@@ -160,14 +160,13 @@ def test_export_image_is_the_merged_file_system(built, podman):
 
 def test_root_layer_merges_with_the_closure_keeping_owners_and_devices(tmp_path):
     from dtx.runtime.image.builder import _merge_root_layer
-    from dtx.runtime.image.layers import Entry, Tree, write_tar
+    from dtx.runtime.image.layers import Entry, Tree
+    from dtx.runtime.image.stream import plan_digest, write_plan
 
     (tmp_path / "f").write_text("store file\n")
     tree = Tree()
     tree.add("nix/store/abc-x/bin/x", Entry("file", 0o555, source=str(tmp_path / "f")))
     tree.add("etc/passwd", Entry("file", 0o644, source=str(tmp_path / "f")))
-    with open(tmp_path / "tree.tar", "wb") as f:
-        write_tar(tree, f)
     with tarfile.open(tmp_path / "root.tar", "w", format=tarfile.GNU_FORMAT) as tar:
         for name, kind, extra in [("./", tarfile.DIRTYPE, {}),
                                   ("./data/", tarfile.DIRTYPE, {"uid": 999, "gid": 998}),
@@ -184,9 +183,11 @@ def test_root_layer_merges_with_the_closure_keeping_owners_and_devices(tmp_path)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     log: list[str] = []
-    digest = _merge_root_layer(str(tmp_path / "tree.tar"), str(tmp_path / "root.tar"),
-                               str(tmp_path / "merged.tar"), 1, log.append)
+    plan = _merge_root_layer(tree, str(tmp_path / "root.tar"), 1, log.append)
+    with open(tmp_path / "merged.tar", "wb") as f:
+        write_plan(plan, f)
     data = (tmp_path / "merged.tar").read_bytes()
+    digest = plan_digest(plan)
     assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
     with tarfile.open(tmp_path / "merged.tar") as tar:
         members = tar.getmembers()

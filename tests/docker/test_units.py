@@ -17,7 +17,8 @@ from dtx.runtime.image.archive import (Image, Layer, layer_ids, merge_container_
                                        write_oci_layout)
 from dtx.runtime.image.layers import (GZIP_BLOCK, Entry, GzipWriter, LayerError, Tree,
                                       add_host_tree, add_root_contents, compress, extract,
-                                      layer_is_clean, parse_created, write_tar)
+                                      parse_created, scan_layer, write_tar)
+from dtx.runtime.image.stream import file_plan, write_plan
 
 # -- documents --------------------------------------------------------------------------------
 
@@ -156,12 +157,13 @@ def test_gzip_is_reproducible(tmp_path):
     src = tmp_path / "data"
     src.write_bytes(b"x" * 100000)
     a, b = tmp_path / "a.gz", tmp_path / "b.gz"
-    assert compress(str(src), str(a), "gz") == compress(str(src), str(b), "gz")
+    plan = file_plan(str(src))
+    assert compress(plan, str(a), "gz") == compress(plan, str(b), "gz")
     header = a.read_bytes()[:10]
     assert header[3] == 0 and header[4:8] == b"\0\0\0\0"  # no name, mtime 0
     assert gzip.decompress(a.read_bytes()) == src.read_bytes()
     with pytest.raises(LayerError, match="unknown compressor"):
-        compress(str(src), str(a), "lz4")
+        compress(plan, str(a), "lz4")
 
 
 def test_parallel_gzip_bytes_depend_on_the_input_only():
@@ -233,12 +235,12 @@ def test_extract_never_leaves_the_destination(tmp_path):
     assert found == ["a", "a/b", "a/b/dest", "a/b/dest/abs-link", "a/b/dest/fine-link",
                      "a/b/dest/hard-in", "a/b/dest/ok", "a/b/dest/ok/file", "hostile.tar"]
     assert (dest / "hard-in").read_text() == "ok"
-    dropped = {line.split("'")[1] for line in lines}
-    assert dropped == {"../../outside", "/tmp/absolute", "ok/../../sneaky", "esc",
+    dropped_names = {line.split("'")[1] for line in lines}
+    assert dropped_names == {"../../outside", "/tmp/absolute", "ok/../../sneaky", "esc",
                        "esc/through", "abs-link/etc-passwd", "dev", "blk", "fifo",
                        "hard-out"}
-    clean, _ = layer_is_clean(str(archive), lambda _: None, "test")
-    assert not clean
+    _, dropped = scan_layer(str(archive), lambda _: None, "test")
+    assert dropped == len(dropped_names)
 
 
 def test_extract_refuses_symlinks_already_on_disk(tmp_path):
@@ -269,7 +271,7 @@ def test_docker_archive_round_trip(tmp_path):
                            config=d.ContainerConfig(Cmd=["/bin/tool"]),
                            rootfs=d.RootFS(diff_ids=[diff_id]))
     archive = tmp_path / "image.tar"
-    write_docker_archive(str(archive), config, [Layer(str(layer_path), diff_id)],
+    write_docker_archive(str(archive), config, [Layer(file_plan(str(layer_path)), diff_id)],
                          ["one:a", "two:b"], 1)
     with tarfile.open(archive) as t:
         names = t.getnames()
@@ -293,10 +295,11 @@ def test_zstd_when_available(tmp_path):
         import zstandard
     except ImportError:
         with pytest.raises(LayerError, match="needs the Python package 'zstandard'"):
-            compress(str(src), str(tmp_path / "a.zst"), "zstd")
+            compress(file_plan(str(src)), str(tmp_path / "a.zst"), "zstd")
         return
     a, b = tmp_path / "a.zst", tmp_path / "b.zst"
-    assert compress(str(src), str(a), "zstd") == compress(str(src), str(b), "zstd")
+    assert compress(file_plan(str(src)), str(a), "zstd") == \
+        compress(file_plan(str(src)), str(b), "zstd")
     assert zstandard.ZstdDecompressor().decompress(a.read_bytes()) == src.read_bytes()
 
 
@@ -313,7 +316,7 @@ def _image(tmp_path, name: str, text: str, tags: list[str]) -> Image:
         diff_id = write_tar(tree, f)
     config = d.ImageConfig(config=d.ContainerConfig(Cmd=[name]),
                            rootfs=d.RootFS(diff_ids=[diff_id]))
-    return Image(config, [Layer(str(path), diff_id)], tags)
+    return Image(config, [Layer(file_plan(str(path)), diff_id)], tags)
 
 
 def test_multi_image_archive_stores_shared_layers_once(tmp_path):
@@ -343,6 +346,12 @@ def _oci(tmp_path, image: Image, tag: str = "v1"):
     return layout
 
 
+def _bytes(plan: list) -> bytes:
+    out = io.BytesIO()
+    write_plan(plan, out)
+    return out.getvalue()
+
+
 def test_oci_layout_as_base_image(tmp_path):
     image = _image(tmp_path, "a", "in oci", [])
     layout = _oci(tmp_path, image)
@@ -351,8 +360,7 @@ def test_oci_layout_as_base_image(tmp_path):
     base = read_image(str(layout), str(work), lambda _: None, None, "v1")
     assert base.config == image.config
     assert base.repo_tags == ["repo/x:v1"]
-    with open(base.layers[0].path, "rb") as f, open(image.layers[0].path, "rb") as g:
-        assert f.read() == g.read()
+    assert _bytes(base.layers[0].plan) == _bytes(image.layers[0].plan)
     assert read_image(str(layout), str(work), lambda _: None, "repo/x", None).config == \
         image.config
     with pytest.raises(LayerError, match="no image tagged '\\*:v2'"):
