@@ -41,11 +41,13 @@ class Builder:
         path.write_text(text.replace("@BB@", str(self.workdir / "bb")))
         return path
 
-    def build(self, file: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def build(self, file: Path, *args: str, check: bool = True,
+              link: bool = False) -> subprocess.CompletedProcess:
+        """Run dtx-build; with `link`, leave a `result` link in the work directory."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("DTX_")}
         env["DTX_HOME"] = str(self.home)
         result = subprocess.run([sys.executable, "-m", "dtx.runtime.cli.build", str(file),
-                                 "--no-out-link", "-j", "4", *args],
+                                 *([] if link else ["--no-out-link"]), "-j", "4", *args],
                                 cwd=self.workdir, env=env, capture_output=True, text=True,
                                 timeout=1200)
         if check and result.returncode != 0:

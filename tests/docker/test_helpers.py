@@ -48,11 +48,15 @@ def test_helper_derivations_are_named_as_in_nixpkgs(tmp_path):
                                      '"merge-docker-images"', '"s"', ']'], result.stderr
 
 
-def test_merge_images_takes_the_archive_of_a_stream_script(tmp_path):
-    expr = ('let s = dt.streamLayeredImage { name = "s"; }; m = dt.mergeImages [ s ]; in '
-            'm.images == [ s.image.outPath ]')
+def test_merge_images_takes_a_stream_script_itself(tmp_path):
+    # The builder reads the script's plan (no archive of it is stored).
+    expr = ('let s = dt.streamLayeredImage { name = "s"; tag = null; }; '
+            'm = dt.mergeImages [ s ]; in '
+            '[ (m.images == [ s.outPath ]) (s ? image) s.name s.imageName '
+            '(s.imageTag == builtins.substring 11 32 s.outPath) ]')
     result = _eval(tmp_path, expr)
-    assert result.stdout.strip() == "true", result.stderr
+    assert result.stdout.split() == ["[", "true", "false", '"stream-s"', '"s"', "true", "]"], \
+        result.stderr
 
 
 def test_merge_tarballs_unpacks_in_order_and_repacks_reproducibly(tmp_path):

@@ -6,8 +6,11 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import shlex
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -88,11 +91,31 @@ in rec {
     compressor = "none";
     config.Cmd = [ "/bin/sh" "-c" "cat /good.txt; ls /" ];
   };
-  stream = dockerTools.streamLayeredImage {
+  streamArgs = {
     name = "dtx-test/Stream";
     contents = [ dockerTools.binSh dockerTools.usrBinEnv dockerTools.fakeNss ];
     config.Cmd = [ "/bin/sh" "-c" "read -r line < /etc/passwd; echo $line; /usr/bin/env true && echo env-ok" ];
   };
+  stream = dockerTools.streamLayeredImage streamArgs;
+  streamTwin = dockerTools.buildLayeredImage (streamArgs // { compressor = "none"; });
+  # Stream scripts on base images, each beside the buildLayeredImage it must equal.
+  onArgs = {
+    name = "dtx-test/stream-on";
+    contents = [ bb second ];
+    config.Cmd = [ "/bin/second" ];
+  };
+  streamOn = args: dockerTools.streamLayeredImage (onArgs // args);
+  layeredOn = args: dockerTools.buildLayeredImage (onArgs // args // { compressor = "none"; });
+  bases = {
+    gzipArchive = { fromImage = base; };
+    plainArchive = { fromImage = plain; };
+    ociLayout = { fromImage = oci; fromImageTag = "v2"; };
+    unsafeEntries = { fromImage = ./hostile.tar; };
+    gzipLayer = { fromImage = ./gzip-layer.tar; };
+    gzipLayerInGzip = { fromImage = ./gzip-layer.tar.gz; };
+  };
+  streamOnBases = builtins.mapAttrs (_: streamOn) bases;
+  layeredOnBases = builtins.mapAttrs (_: layeredOn) bases;
   layered = dockerTools.buildLayeredImage {
     name = "dtx-test/layered";
     contents = [ bb hello ];
@@ -372,20 +395,28 @@ def _hostile_archive(path: Path) -> None:
         hard = tarfile.TarInfo("passwd")
         hard.type, hard.linkname = tarfile.LNKTYPE, "/etc/passwd"
         add(hard)
-    data = layer.getvalue()
-    diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "config": {"Env": ["FROM_HOSTILE=1"]},
-                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": ["hostile:latest"],
+    _docker_archive(path, layer.getvalue(), "hostile:latest", {"Env": ["FROM_HOSTILE=1"]})
+
+
+def _docker_archive(path: Path, layer: bytes, tag: str, config: dict, gzip_layer=False,
+                    gzip_archive=False) -> None:
+    """A docker-archive of one image with one layer, as other tools write them: the layer
+    maybe gzip-compressed inside the archive, the archive maybe gzip-compressed as a whole."""
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config_bytes = json.dumps({"architecture": "amd64", "os": "linux", "config": config,
+                               "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag],
                             "Layers": ["l1/layer.tar"]}]).encode()
-    with tarfile.open(path, "w") as t:
-        for name, blob in (("l1/layer.tar", data), (config_name, config),
-                           ("manifest.json", manifest)):
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as t:
+        for name, blob in (("l1/layer.tar", gzip.compress(layer) if gzip_layer else layer),
+                           (config_name, config_bytes), ("manifest.json", manifest)):
             info = tarfile.TarInfo(name)
             info.size = len(blob)
             t.addfile(info, io.BytesIO(blob))
+    data = archive.getvalue()
+    path.write_bytes(gzip.compress(data) if gzip_archive else data)
 
 
 def test_hostile_base_image(builder, podman, workdir):
@@ -453,15 +484,119 @@ def test_redis_example_answers_ping(builder, podman, workdir):
 
 
 def test_stream_layered_image_with_helpers(builder, podman, workdir):
-    script = builder.out(_images(builder), "stream")
-    archive = workdir / "stream.tar"
-    with open(archive, "wb") as out:
-        subprocess.run([str(script)], stdout=out, check=True)
-    manifest, _, _ = _archive_docs(archive)
+    file = _images(builder)
+    result = builder.build(file, "-A", "stream", link=True)
+    script = workdir / "result"
+    assert script.is_symlink() and os.access(script, os.X_OK)
+    # What the script writes is what buildLayeredImage stores, every time.
+    twin = builder.out(file, "streamTwin")
+    first = subprocess.run([str(script)], capture_output=True, check=True).stdout
+    assert first == twin.read_bytes()
+    again = subprocess.run([str(builder.home / result.stdout.strip().lstrip("/"))],
+                           capture_output=True, check=True).stdout
+    assert again == first
+    manifest, _, _ = _archive_docs(twin)
     assert manifest[0]["RepoTags"] == ["dtx-test/stream:latest"]
-    podman.load(archive)
+    load = subprocess.run(f"./result | {shlex.join(podman.argv('load'))}", shell=True,
+                          cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert load.returncode == 0 and "dtx-test/stream:latest" in load.stdout, load.stderr
     out = podman.run("dtx-test/stream:latest").stdout.split()
     assert out == ["root:x:0:0:root", "user:/var/empty:/bin/sh", "env-ok"]
+
+
+def test_stream_script_stores_no_archive(builder, workdir):
+    file = _images(builder)
+    script = builder.out(file, "stream")
+    archive = subprocess.run([str(script)], capture_output=True, check=True).stdout
+    assert script.is_file() and script.stat().st_size < len(archive) // 20
+    env = {"DTX_HOME": str(builder.home), "PATH": os.environ["PATH"]}
+    closure = subprocess.run(
+        [sys.executable, "-m", "dtx.runtime.cli.store", "-q", "--requisites",
+         "/nix/store/" + script.name], capture_output=True, text=True, check=True,
+        env=env).stdout.split()
+    # The closure holds the image's store paths (the script reads them)...
+    assert any(p.endswith("-fake-nss") for p in closure)
+    assert any(p.endswith("-bin-sh") for p in closure)
+    # ... and no archive of the image: no file is one, and all of them together weigh about
+    # what the image holds (a stored archive would double that).
+    total = 0
+    for path in closure:
+        real = builder.home / path.lstrip("/")
+        files = [real] if real.is_file() else [p for p in real.rglob("*") if p.is_file()]
+        for f in files:
+            if f.is_symlink():
+                continue
+            total += f.stat().st_size
+            if tarfile.is_tarfile(f):
+                with tarfile.open(f) as t:
+                    assert "manifest.json" not in t.getnames(), f
+    assert total < len(archive) * 1.2
+
+
+def test_stream_script_fails_clearly_when_the_store_changed(builder, workdir):
+    from dtx.runtime.image import stream
+    script = builder.out(_images(builder), "stream")
+    doc, _ = stream.read_script(str(script))
+    logical = next(p for p in doc["files"] if p.endswith("-fake-nss/etc/passwd"))
+    passwd = builder.home / logical.lstrip("/")
+    original = passwd.read_bytes()
+    subprocess.run(["chmod", "-R", "u+w", str(passwd.parent)], check=True)
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([str(script)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+
+    passwd.write_bytes(original + b"x")
+    failed = run()
+    assert failed.returncode == 1
+    assert failed.stderr == (f"{script.name}: error: {logical} has {len(original) + 1} bytes, "
+                             f"but had {len(original)} when the image was built: the store "
+                             f"was changed\n")
+    passwd.unlink()
+    failed = run()
+    assert failed.returncode == 1 and "is missing from the store" in failed.stderr
+    assert len(failed.stderr.splitlines()) == 1
+    passwd.write_bytes(original.replace(b"root", b"toor"))
+    failed = run()
+    assert failed.returncode == 1 and "other bytes" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    passwd.write_bytes(original)
+    quiet = subprocess.run(f"'{script}' | head -c 1000 > /dev/null", shell=True,
+                           capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_stream_layered_image_on_base_images(builder, podman, workdir):
+    _hostile_archive(workdir / "hostile.tar")
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.GNU_FORMAT) as t:
+        info = tarfile.TarInfo("from-gzip-layer.txt")
+        info.size = 3
+        t.addfile(info, io.BytesIO(b"gz\n"))
+    for name, whole in (("gzip-layer.tar", False), ("gzip-layer.tar.gz", True)):
+        _docker_archive(workdir / name, layer.getvalue(), "gz:latest", {"Env": ["GZ=1"]},
+                        gzip_layer=True, gzip_archive=whole)
+    file = _images(builder)
+    for base in ("gzipArchive", "plainArchive", "ociLayout", "unsafeEntries", "gzipLayer"):
+        script = builder.out(file, f"streamOnBases.{base}")
+        streamed = subprocess.run([str(script)], capture_output=True, check=True).stdout
+        assert streamed == builder.out(file, f"layeredOnBases.{base}").read_bytes(), base
+        with tarfile.open(fileobj=io.BytesIO(streamed)) as tar:
+            manifest = json.load(tar.extractfile("manifest.json"))
+        assert len(manifest[0]["Layers"]) >= 2, base
+    # A gzip-compressed layer inside a gzip-compressed archive is for buildLayeredImage only.
+    failed = builder.build(file, "-A", "streamOnBases.gzipLayerInGzip", check=False)
+    assert failed.returncode != 0
+    assert ("streamLayeredImage cannot stream layer 1 of the base image: it is a "
+            "gzip-compressed layer inside a gzip-compressed archive") in failed.stderr
+    builder.out(file, "layeredOnBases.gzipLayerInGzip")
+    # The base image's layer comes out of the gzip-compressed archive as the script runs.
+    script = builder.out(file, "streamOnBases.gzipArchive")
+    load = subprocess.run(f"'{script}' | {shlex.join(podman.argv('load'))}", shell=True,
+                          capture_output=True, text=True, timeout=300)
+    assert load.returncode == 0, load.stderr
+    out = podman.run("dtx-test/stream-on:latest", "/bin/sh", "-c", "/bin/hello; /bin/second")
+    assert out.stdout.splitlines() == ["hello from dtx in /work", "second says base and "]
 
 
 def _free_port() -> int:
