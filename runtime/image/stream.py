@@ -185,9 +185,11 @@ def encode_plan(plan: list, logical: Callable[[str], Optional[str]],
     """The document and the literal bytes that stand for `plan` in a stream script.
 
     `logical(p)` is the logical store path of file `p`, or None for a file outside the store,
-    whose bytes become literal; consecutive literal bytes are merged."""
+    whose bytes become literal; consecutive literal bytes are merged. The document lists each
+    file once, with its size, and the plan names files by their place in that list."""
     literals = bytearray()
-    files: dict = {}
+    files: list = []  # [logical path, size]
+    index: dict = {}
     sources = _Sources(resolve)
 
     def encode(parts: list) -> list:
@@ -215,12 +217,14 @@ def encode_plan(plan: list, logical: Callable[[str], Optional[str]],
                 sources.copy(segment, pending.extend)
                 continue
             flush()
-            if path not in files:
-                files[path] = os.stat((resolve or (lambda p: p))(segment.path)).st_size
+            if path not in index:
+                index[path] = len(files)
+                files.append([path, os.stat((resolve or (lambda p: p))(segment.path)).st_size])
             if isinstance(segment, FileRange):
-                result.append(["f", path, segment.offset, segment.length])
+                result.append(["f", index[path], segment.offset, segment.length])
             else:
-                result.append(["z", path, segment.start, segment.offset, segment.length])
+                result.append(["z", index[path], segment.start, segment.offset,
+                               segment.length])
         flush()
         return result
 
@@ -244,6 +248,11 @@ def decode_plan(doc: dict, literals: bytes) -> tuple:
             raise PlanError("malformed stream script: bad path in the plan")
         return x
 
+    def file(x) -> str:
+        if type(x) is not int or not 0 <= x < len(paths):
+            raise PlanError("malformed stream script: bad file number in the plan")
+        return paths[x]
+
     def decode(parts, depth: int) -> list:
         if not isinstance(parts, list) or depth > 4:
             raise PlanError("malformed stream script: bad plan")
@@ -256,9 +265,9 @@ def decode_plan(doc: dict, literals: bytes) -> tuple:
                     raise PlanError("malformed stream script: literal bytes out of range")
                 result.append(literals[start:start + size])
             elif kind == "f" and len(p) == 4:
-                result.append(FileRange(text(p[1]), nat(p[2]), nat(p[3])))
+                result.append(FileRange(file(p[1]), nat(p[2]), nat(p[3])))
             elif kind == "z" and len(p) == 5:
-                result.append(Gunzip(text(p[1]), nat(p[2]), nat(p[3]), nat(p[4])))
+                result.append(Gunzip(file(p[1]), nat(p[2]), nat(p[3]), nat(p[4])))
             elif kind == "c" and len(p) == 3:
                 result.append(Checked(text(p[1]), decode(p[2], depth + 1)))
             else:
@@ -268,9 +277,11 @@ def decode_plan(doc: dict, literals: bytes) -> tuple:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise PlanError("not a stream script of this version of dtx (unknown plan format)")
     files = doc.get("files")
-    if not isinstance(files, dict):
+    if not isinstance(files, list) or not all(isinstance(f, list) and len(f) == 2
+                                              for f in files):
         raise PlanError("malformed stream script: bad file list")
-    return decode(doc.get("plan"), 0), {text(k): nat(v) for k, v in files.items()}
+    paths = [text(path) for path, _ in files]
+    return decode(doc.get("plan"), 0), {text(path): nat(size) for path, size in files}
 
 
 def _literals(text: str, size: int) -> bytes:

@@ -537,7 +537,7 @@ def test_stream_script_fails_clearly_when_the_store_changed(builder, workdir):
     from dtx.runtime.image import stream
     script = builder.out(_images(builder), "stream")
     doc, _ = stream.read_script(str(script))
-    logical = next(p for p in doc["files"] if p.endswith("-fake-nss/etc/passwd"))
+    logical = next(p for p, _ in doc["files"] if p.endswith("-fake-nss/etc/passwd"))
     passwd = builder.home / logical.lstrip("/")
     original = passwd.read_bytes()
     subprocess.run(["chmod", "-R", "u+w", str(passwd.parent)], check=True)

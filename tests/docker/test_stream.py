@@ -250,6 +250,8 @@ def test_malformed_stream_scripts_are_refused(tmp_path):
     for change, message in (
             (lambda d: d.update(format=99), "unknown plan format"),
             (lambda d: d["plan"].append(["x"]), "unknown segment"),
+            (lambda d: d["plan"].append(["f", 99, 0, 1]), "bad file number"),
+            (lambda d: d.update(files={"a": 1}), "bad file list"),
             (lambda d: d["plan"].append(["l", 0, 10**9]), "literal bytes out of range"),
             (lambda d: d.update(literalSize=1), "literal bytes of the wrong size")):
         bad = json.loads(json.dumps(doc))
