@@ -5,12 +5,12 @@ compressed with xz, gzip, zstd, bzip2, or not at all). The builder takes the der
 (a store path of a `.deb`), extracts the data tarball into `$out` and writes the package's
 `control` file to `$out/.deb-control`. Maintainer scripts are not extracted and never run.
 
-What must stay true: nothing is ever written outside `$out`. Entry names that are absolute or
-contain `..` are refused; no symbolic link is followed while extracting (a symlink the archive
-created earlier cannot redirect a later entry, and hard links may only name regular files
-already extracted inside `$out`); symbolic links themselves are kept verbatim, absolute ones
-included (they are data: later build steps rewrite them). Owners, set-id bits, device nodes
-and FIFOs are ignored.
+What must stay true: nothing is ever written outside `$out`. The extraction is
+`runtime.unpack`'s: entry names that are absolute or contain `..` are refused; no symbolic link
+is followed while extracting (a symlink the archive created earlier cannot redirect a later
+entry, and hard links may only name regular files already extracted inside `$out`); symbolic
+links themselves are kept verbatim, absolute ones included (they are data: later build steps
+rewrite them). Owners, set-id bits, device nodes and FIFOs are ignored.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import gzip
 import io
 import lzma
 import os
-import stat
 import tarfile
 from typing import BinaryIO, Callable, Iterator
+
+from ..unpack import ArchiveError, clean_name, extract, tar_members
 
 AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
@@ -85,122 +86,12 @@ def _member(f: BinaryIO, stem: str) -> tuple[str, BinaryIO]:
     raise DebError(f"not a Debian package: no '{stem}' member")
 
 
-def _clean_name(name: str) -> list[str]:
-    """Split a tar entry name into components; refuse absolute names and `..`."""
-    if name.startswith("/"):
-        raise DebError(f"refusing absolute path '{name}' in the package")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise DebError(f"refusing path '{name}' with '..' in the package")
-    return parts
-
-
-def _parent_fd(root: str, parts: list[str], make: bool) -> int:
-    """Open the directory holding `parts` under `root` without following symlinks; return
-    its file descriptor (the caller closes it)."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        for part in parts[:-1]:
-            if make:
-                try:
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                except FileExistsError:
-                    pass
-            try:
-                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except OSError as e:
-                raise DebError(f"cannot extract below '{'/'.join(parts)}': "
-                               f"'{part}' is not a directory ({e.strerror})") from None
-            os.close(fd)
-            fd = nxt
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _remove_existing(fd: int, name: str) -> None:
-    try:
-        st = os.lstat(name, dir_fd=fd)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        raise DebError(f"cannot replace directory '{name}' with a non-directory")
-    os.unlink(name, dir_fd=fd)
-
-
-def extract_data(tar: tarfile.TarFile, out: str, log: Callable[[str], None]) -> int:
-    """Extract the entries of `tar` below the existing directory `out`; return their count."""
-    count = 0
-    for entry in tar:
-        parts = _clean_name(entry.name)
-        if not parts:
-            continue  # the archive's root directory
-        if not (entry.isdir() or entry.isreg() or entry.issym() or entry.islnk()):
-            log(f"skipping special file '{entry.name}'")
-            continue
-        fd = _parent_fd(out, parts, make=True)
-        name = parts[-1]
-        try:
-            if entry.isdir():
-                try:
-                    os.mkdir(name, 0o755, dir_fd=fd)
-                except FileExistsError:
-                    if not stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode):
-                        raise DebError(f"'{entry.name}' exists and is not a directory") from None
-            elif entry.issym():
-                _remove_existing(fd, name)
-                os.symlink(entry.linkname, name, dir_fd=fd)
-            elif entry.islnk():
-                _hard_link(out, entry, fd, name)
-            else:
-                _remove_existing(fd, name)
-                mode = 0o755 if entry.mode & 0o111 else 0o644
-                dest = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                               mode, dir_fd=fd)
-                with os.fdopen(dest, "wb") as w:
-                    src = tar.extractfile(entry)
-                    while chunk := src.read(1 << 20):
-                        w.write(chunk)
-        finally:
-            os.close(fd)
-        count += 1
-    return count
-
-
-def _hard_link(out: str, entry: tarfile.TarInfo, fd: int, name: str) -> None:
-    """Make `name` a copy of the regular file the hard link `entry` names (inside `out`)."""
-    target = _clean_name(entry.linkname)
-    if not target:
-        raise DebError(f"hard link '{entry.name}' has an empty target")
-    tfd = _parent_fd(out, target, make=False)
-    try:
-        try:
-            src = os.open(target[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=tfd)
-        except OSError as e:
-            raise DebError(f"hard link '{entry.name}' names '{entry.linkname}', which is not "
-                           f"a regular file in the package ({e.strerror})") from None
-    finally:
-        os.close(tfd)
-    with os.fdopen(src, "rb") as r:
-        st = os.fstat(r.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise DebError(f"hard link '{entry.name}' names '{entry.linkname}', which is not "
-                           "a regular file")
-        _remove_existing(fd, name)
-        dest = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                       st.st_mode & 0o755, dir_fd=fd)
-        with os.fdopen(dest, "wb") as w:
-            while chunk := r.read(1 << 20):
-                w.write(chunk)
-
-
 def read_control(f: BinaryIO) -> bytes:
     """Return the `control` file of the `.deb` open as `f`."""
     name, stream = _member(f, "control.tar")
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for entry in tar:
-            if _clean_name(entry.name) == ["control"] and entry.isreg():
+            if clean_name(entry.name) == ["control"] and entry.isreg():
                 return tar.extractfile(entry).read()
     raise DebError(f"no 'control' file in '{name}'")
 
@@ -214,7 +105,10 @@ def unpack_deb(deb: str, out: str, log: Callable[[str], None] = lambda _: None) 
         name, stream = _member(f, "data.tar")
         os.mkdir(out, 0o755)
         with tarfile.open(fileobj=stream, mode="r|") as tar:
-            count = extract_data(tar, out, log)
+            try:
+                count = extract(tar_members(tar), out, log)
+            except ArchiveError as e:
+                raise DebError(str(e)) from None
     with open(os.path.join(out, ".deb-control"), "wb") as c:
         c.write(control)
     log(f"unpacked {count} entries of {name}")
