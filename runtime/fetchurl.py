@@ -6,7 +6,9 @@ table in `mirrors`) to the output path, optionally marks it executable or unpack
 build then checks the declared hash before anything is registered. Downloads go through
 `requests`: redirects are followed, failures retried with resumption (`Range`), a stalled
 transfer times out, progress is reported, and a size limit stops runaway downloads. `file://`
-URLs are read directly.
+URLs are read directly. `download` also serves the eval-time fetchers (runtime.downloads): given
+the ETag or Last-Modified of a cached copy it asks the server whether that copy is still
+current, and it reports the validators and the URL it ended at.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import tarfile
 import time
 import urllib.parse
+from dataclasses import dataclass
 from typing import Callable
 
 RETRIES = 3
@@ -28,8 +31,20 @@ class FetchError(Exception):
     pass
 
 
-def download(url: str, dest: str, log: Callable[[str], None]) -> None:
-    """Download `url` to the file `dest`, retrying with resumption; raise FetchError."""
+@dataclass
+class Downloaded:
+    """What a download ended with: the server's validators, the URL after redirects, and
+    whether the server said the copy the caller has is current (nothing was written then)."""
+    url: str
+    etag: str = ""
+    last_modified: str = ""
+    not_modified: bool = False
+
+
+def download(url: str, dest: str, log: Callable[[str], None], etag: str = "",
+             last_modified: str = "") -> Downloaded:
+    """Download `url` to the file `dest`, retrying with resumption; raise FetchError. With the
+    `etag` or `last_modified` of a copy the caller has, the request is conditional."""
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
         path = urllib.parse.unquote(parsed.path)
@@ -37,7 +52,7 @@ def download(url: str, dest: str, log: Callable[[str], None]) -> None:
             shutil.copyfile(path, dest)
         except OSError as e:
             raise FetchError(f"unable to download '{url}': {e.strerror}") from None
-        return
+        return Downloaded(url)
     if parsed.scheme not in ("http", "https"):
         raise FetchError(f"unsupported URL scheme in '{url}'")
     import requests
@@ -48,11 +63,20 @@ def download(url: str, dest: str, log: Callable[[str], None]) -> None:
         headers = {"User-Agent": "dtx", "Accept-Encoding": "identity"}
         if have:
             headers["Range"] = f"bytes={have}-"
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
         try:
             with requests.get(url, headers=headers, stream=True, allow_redirects=True,
                               timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as r:
+                done = Downloaded(r.url, r.headers.get("ETag", ""),
+                                  r.headers.get("Last-Modified", ""))
+                if r.status_code == 304 and (etag or last_modified):
+                    done.not_modified = True
+                    return done
                 if r.status_code == 416 and have:
-                    return  # the server says we already have everything
+                    return done  # the server says we already have everything
                 if r.status_code >= 400:
                     error = FetchError(f"unable to download '{url}': HTTP error "
                                        f"{r.status_code}")
@@ -70,7 +94,7 @@ def download(url: str, dest: str, log: Callable[[str], None]) -> None:
                     last_error = FetchError(f"unable to download '{url}': transfer closed "
                                             "with data remaining")
                     raise _Retry()
-                return
+                return done
         except _Retry:
             pass
         except requests.RequestException as e:
@@ -88,7 +112,7 @@ class _Retry(Exception):
 
 def _stream(r, dest: str, mode: str, have: int, total: int | None, url: str, log) -> None:
     done = have
-    next_report = 0.0
+    next_report = time.monotonic() + 2  # a short download needs no progress line
     with open(dest, mode) as f:
         for chunk in r.iter_content(1 << 16):
             f.write(chunk)
