@@ -13,10 +13,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # podman, skopeo, umoci, runc: the image tools the dockerTools tests hand images to.
 # docker-registry, apache2-utils (htpasswd): the local registry the pullImage tests pull from.
 # qemu-system-x86, e2fsprogs (mke2fs -d, debugfs), procps (pgrep): vmTools.runInLinuxVM.
+# git: builtins.fetchGit and fetchTree's git inputs.  zstd: unpacking .tar.zst in fetchTarball
+# (without the Python package zstandard).
 # python3-venv: the environment below.
 PACKAGES="python3 python3-venv python3-pip nix-bin bubblewrap busybox-static util-linux
           podman skopeo umoci runc docker-registry apache2-utils qemu-system-x86 e2fsprogs
-          procps"
+          procps git zstd"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

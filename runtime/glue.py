@@ -2,9 +2,10 @@
 
 The pure evaluator knows nothing of the store; this module registers `derivationStrict`,
 `derivation` (written in the language over `derivationStrict`, as Nix does), `toFile`, `path`,
-`filterSource`, `storePath`, `placeholder` and `hashFile` in the same builtin registry, and
-`attach_store` gives an evaluator its store and the hook that copies paths into it when a path
-is used as a string (`"${./file}"`).
+`filterSource`, `storePath`, `placeholder` and `hashFile` in the same builtin registry (and
+imports runtime.fetchers, which registers the eval-time fetchers), and `attach_store` gives an
+evaluator its store and the hook that copies paths into it when a path is used as a string
+(`"${./file}"`).
 
 String contexts say which store objects a string refers to: a plain store path, `=<drv>` (a
 derivation and its whole closure: what `drvPath` carries) or `!<output>!<drv>` (one output of a
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from . import fetchers  # noqa: F401 - registers fetchurl, fetchTarball, fetchGit, fetchTree
 from .builtins import builtin, constant
 from .derivation import Derivation, Output, hash_derivation_modulo
 from .errors import EvalError

@@ -13,14 +13,21 @@ from . import builtin
 
 
 def want_path(state, v) -> str:
-    """Return the absolute file-system path a path or string argument denotes."""
+    """Return the absolute file-system path a path or string argument denotes. A string with a
+    context that names a store path (what `fetchTarball`, `toFile`, … return) is read where the
+    store keeps it on disk (under `DTX_HOME`), as Nix's `toRealPath` does for its chroot
+    stores."""
     if type(v) is NixPath:
         return v.path
     ctx: set = set()
     s = coerce_to_string(state, v, ctx, copy_to_store=False)
     if not s.startswith("/"):
         raise EvalError(f"string '{s}' doesn't represent an absolute path")
-    return canon_path(s)
+    path = canon_path(s)
+    store = getattr(state, "store", None)
+    if ctx and store is not None and path.startswith(store.store_dir + "/"):
+        return store.real(path)
+    return path
 
 
 @builtin("import", 1, state=True)

@@ -52,6 +52,7 @@ def _run(args) -> int:
     from .instantiate import derivation_outputs_of, eval_sources
 
     state = make_evaluator(args)
+    state.quiet = args.quiet  # no download progress from the fetchers either
     store = state.store
     wanted: list[tuple[str, str]] = []  # (drv path, output name)
     for root in eval_sources(state, args):
