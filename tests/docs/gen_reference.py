@@ -1,7 +1,8 @@
 """Generate the reference documentation under docs/reference/ from the code itself.
 
-- docs/reference/builtins.md: every builtin of the registry (runtime/builtins, runtime/glue), with
-  its signature, description and examples, taken from its registration's Markdown doc.
+- docs/reference/builtins.md: every builtin of the registry (runtime/builtins, runtime/glue,
+  runtime/fetchers), with its signature, description and examples, taken from its
+  registration's Markdown doc.
 - docs/reference/README.md: the index: the commands, the builtins, `lib` (docs/lib.md) and the
   build helpers of the package set (trivial builders, dockerTools, vmTools), each helper with the
   doc comment (`/** … */`) written before its binding in stdlib/build-support.
@@ -76,7 +77,7 @@ def render_builtins() -> str:
         "# Builtins",
         "",
         GENERATED.format(source="the registrations of the builtins (runtime/builtins/*.py, "
-                         "runtime/glue.py)"),
+                         "runtime/glue.py, runtime/fetchers.py)"),
         "",
         f"dtx has {len(docs)} builtins, the `builtins` set of Nix 2.8's language as far as dtx "
         "implements it (see [the differences](../differences.md)). Each is `builtins.NAME`; the "
