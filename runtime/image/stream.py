@@ -140,9 +140,20 @@ class _Sources:
 
 def write_plan(plan: list, out, resolve: Optional[Resolve] = None) -> None:
     """Write the bytes of `plan` to the binary file `out`, reading file `p` at `resolve(p)`."""
+    _render(plan, out.write, resolve)
+
+
+def plan_digest(plan: list, resolve: Optional[Resolve] = None) -> str:
+    """The `sha256:` digest of the bytes of `plan`."""
+    h = hashlib.sha256()
+    _render(plan, h.update, resolve)
+    return "sha256:" + h.hexdigest()
+
+
+def _render(plan: list, sink: Callable[[bytes], None], resolve: Optional[Resolve]) -> None:
     sources = _Sources(resolve)
     try:
-        _write(plan, out.write, sources)
+        _write(plan, sink, sources)
     finally:
         sources.close()
 
@@ -165,17 +176,6 @@ def _write(plan: list, sink: Callable[[bytes], None], sources: _Sources) -> None
                                 f"the store was changed")
         else:
             sources.copy(segment, sink)
-
-
-def plan_digest(plan: list, resolve: Optional[Resolve] = None) -> str:
-    """The `sha256:` digest of the bytes of `plan`."""
-    h = hashlib.sha256()
-    sources = _Sources(resolve)
-    try:
-        _write(plan, h.update, sources)
-    finally:
-        sources.close()
-    return "sha256:" + h.hexdigest()
 
 
 # -- the PLAN document ------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def write_script(dest: str, doc: dict, literals: bytes, title: str) -> None:
     """Write the stream script for a PLAN document (see `encode_plan`) to `dest`, executable;
     `title` says what it writes."""
     doc = dict(doc, format=FORMAT)
-    title = " ".join(title.split())
+    title = " ".join(title.split()).encode("ascii", "backslashreplace").decode()
     data = json.dumps(doc, sort_keys=True, separators=(",", ":")).replace("'", "\\u0027")
     packed = base64.b64encode(zlib.compress(literals, 9)).decode()
     with open(__file__, encoding="utf-8") as f:
