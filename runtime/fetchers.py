@@ -29,21 +29,16 @@ and adds too. For that the fetchers use a writable handle on the evaluator's sto
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 import time
 import urllib.parse
 
-from . import gitfetch
 from .builtins import builtin
 from .builtins.regex import want_string_no_context
 from .builtins.strings import base_name_of
-from .downloads import DownloadError, download_file, download_tarball
 from .errors import EvalError
-from .fetchcache import FetcherCache
-from .fetchurl import FetchError
 from .hashes import Hash, UnknownHashAlgorithm
 from .nar import dump_flat_hash
 from .operators import coerce_to_string
@@ -51,8 +46,7 @@ from .store import LocalStore, StoreError
 from .storepath import BadStorePath, make_fixed_output_path
 from .values import Attrs, CStr, NixPath, force, show_type
 
-_FAILURES = (DownloadError, FetchError, gitfetch.GitFetchError, BadStorePath, StoreError)
-
+NULL_REV = "0" * 40  # what fetchGit shows as the revision of a dirty working tree
 TARBALL_EXTENSIONS = (".zip", ".tar", ".tgz", ".tar.gz", ".tar.xz", ".tar.bz2", ".tar.zst")
 UNSUPPORTED_TYPES = ("github", "gitlab", "sourcehut", "mercurial", "indirect")
 
@@ -72,9 +66,21 @@ def fetch_store(state) -> LocalStore:
     return writable
 
 
-def _cache(state) -> FetcherCache:
+# The modules that fetch (git, downloads, archives, the cache) load when something is fetched,
+# not when an evaluator starts.
+
+def _failures() -> tuple:
+    """The exceptions a fetch may end with, which become evaluation errors."""
+    from .downloads import DownloadError
+    from .fetchurl import FetchError
+    from .gitfetch import GitFetchError
+    return (DownloadError, FetchError, GitFetchError, BadStorePath, StoreError)
+
+
+def _cache(state):
     cache = getattr(state, "fetcher_cache", None)
     if cache is None:
+        from .fetchcache import FetcherCache
         cache = state.fetcher_cache = FetcherCache(fetch_store(state))
     return cache
 
@@ -160,6 +166,7 @@ def _fetch(state, arg, who: str, unpack: bool, name: str):
     if not name:
         name = base_name_of(url)
     store = fetch_store(state)
+    from .downloads import download_file, download_tarball
     try:
         if expected is not None:
             path = make_fixed_output_path(unpack, expected, name, store.store_dir)
@@ -172,7 +179,7 @@ def _fetch(state, arg, who: str, unpack: bool, name: str):
         else:
             path = download_file(store, _cache(state), url, name, expected is not None, log,
                                  _warn)[0]
-    except _FAILURES as e:
+    except _failures() as e:
         raise EvalError(str(e)) from None
     if expected is not None:
         got = store.query_info(path).nar_hash if unpack else \
@@ -276,7 +283,7 @@ def _fetch_tree(state, arg, type_: str | None, empty_rev_fallback: bool, allow_n
             inp = input_from_url(fix_uri(url))
     try:
         path, inp = _fetch_input(state, inp)
-    except _FAILURES as e:
+    except _failures() as e:
         raise EvalError(str(e)) from None
     return _tree_attrs(path, inp, empty_rev_fallback)
 
@@ -309,6 +316,7 @@ _ALLOWED = {
 
 
 def _json(attrs: dict) -> str:
+    import json
     return json.dumps(attrs, sort_keys=True, separators=(",", ":"))
 
 
@@ -342,9 +350,10 @@ def input_from_attrs(attrs: dict) -> dict:
                 _get(attrs, flag, bool)
             ref = _get(attrs, "ref", str)
             if ref is not None:
+                from .gitfetch import GitFetchError, check_ref
                 try:
-                    gitfetch.check_ref(ref)
-                except gitfetch.GitFetchError as e:
+                    check_ref(ref)
+                except GitFetchError as e:
                     raise EvalError(str(e)) from None
         elif kind == "tarball":
             _get(attrs, "url", str, required=True)
@@ -478,6 +487,7 @@ def _fetch_input(state, inp: dict) -> tuple[str, dict]:
         if kind == "git":
             path, out = _fetch_git(state, store, inp)
         elif kind == "tarball":
+            from .downloads import download_tarball
             path = download_tarball(store, _cache(state), inp["url"], name, False,
                                     _progress(state), _warn)
             out = dict(inp)
@@ -486,7 +496,7 @@ def _fetch_input(state, inp: dict) -> tuple[str, dict]:
     except EvalError as e:
         e.add_trace(f"while fetching the input '{input_to_string(inp)}'")
         raise
-    except _FAILURES as e:
+    except _failures() as e:
         error = EvalError(str(e))
         error.add_trace(f"while fetching the input '{input_to_string(inp)}'")
         raise error from None
@@ -511,6 +521,7 @@ def _has_all_info(inp: dict) -> bool:
 
 
 def _fetch_git(state, store, inp: dict) -> tuple[str, dict]:
+    from . import gitfetch
     request = gitfetch.GitInput(
         url=inp["url"], ref=inp.get("ref"), rev=_rev(inp),
         shallow=inp.get("shallow", False), submodules=inp.get("submodules", False),
@@ -559,7 +570,7 @@ def _tree_attrs(path: str, inp: dict, empty_rev_fallback: bool) -> Attrs:
         d["submodules"] = inp.get("submodules", False)
     rev = _rev(inp)
     if rev is None and empty_rev_fallback:
-        rev = gitfetch.NULL_REV
+        rev = NULL_REV
     if rev is not None:
         d["rev"] = rev
         d["shortRev"] = rev[:7]

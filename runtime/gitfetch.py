@@ -46,8 +46,6 @@ from .unpack import ArchiveError, extract, tar_members
 
 Log = Callable[[str], None]
 
-NULL_REV = "0" * 40
-
 # Ref names git refuses (git-check-ref-format), as Nix 2.8 checks them before running git.
 _BAD_REF = re.compile(r"//|^[./]|/\.|\.\.|[\x00-\x20\x7f:?^~\[]|\\|\*|\.lock$|\.lock/|@\{|[/.]$"
                       r"|^@$|^$")
