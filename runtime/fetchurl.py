@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tarfile
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -160,7 +159,7 @@ def builtin_fetchurl(drv, env: dict, out: str, log: Callable[[str], None]) -> No
                     if os.path.exists(tmp):
                         os.unlink(tmp)
                     download(candidate, tmp, log)
-                    _finish(tmp, out, env)
+                    _finish(tmp, out, env, candidate)
                     return
                 except FetchError as e:
                     errors.append(str(e))
@@ -170,19 +169,25 @@ def builtin_fetchurl(drv, env: dict, out: str, log: Callable[[str], None]) -> No
     raise _build_error(drv, errors[-1] if errors else "download failed")
 
 
-def _finish(tmp: str, out: str, env: dict) -> None:
+def _finish(tmp: str, out: str, env: dict, url: str) -> None:
     if env.get("unpack") == "1":
+        # As Nix's builtin fetchurl: the archive must hold exactly one top-level entry, which
+        # becomes the output.
+        from .unpack import ArchiveError, unpack_archive
         unpack_dir = out + ".unpack"
         os.mkdir(unpack_dir)
-        with tarfile.open(tmp) as tar:
-            tar.extractall(unpack_dir, filter="data")
-        os.unlink(tmp)
-        entries = os.listdir(unpack_dir)
-        if len(entries) == 1 and os.path.isdir(os.path.join(unpack_dir, entries[0])):
+        try:
+            unpack_archive(tmp, unpack_dir)
+            entries = os.listdir(unpack_dir)
+            if len(entries) != 1:
+                raise FetchError(f"tarball '{url}' contains an unexpected number of top-level "
+                                 "files")
             os.rename(os.path.join(unpack_dir, entries[0]), out)
-            os.rmdir(unpack_dir)
-        else:
-            os.rename(unpack_dir, out)
+        except ArchiveError as e:
+            raise FetchError(f"failed to extract archive '{url}' ({e})") from None
+        finally:
+            os.unlink(tmp)
+            shutil.rmtree(unpack_dir, ignore_errors=True)
         return
     os.rename(tmp, out)
     os.chmod(out, 0o755 if env.get("executable") == "1" else 0o644)
