@@ -13,6 +13,9 @@ it is built first, untimed. Then, each the median of `--runs`:
 3. `podman build --runtime runc` of `FROM scratch` + `COPY . /data/` (vfs storage in a fresh
    temporary `--root`): what building the same image with a container engine costs.
 4. dtx, no change: `dtx-build` of the last image again, which has nothing to do.
+5. `streamLayeredImage` of the same files: `dtx-build` of the stream script (cold, a new tag
+   each run), then running it into a pipe (`| cat > /dev/null`), against `cat` of the
+   uncompressed archive built in 1 into the same pipe (what the stored image costs to read).
 Times and ratios are printed. Needs bubblewrap, busybox-static and podman with runc (install.sh
 installs them); the podman part runs as root and is skipped otherwise.
 """
@@ -58,6 +61,12 @@ in {
     name = "bench";
     tag = "run-${run}";
     inherit compressor;
+    contents = [ data ];
+    config.Cmd = [ "/bin/true" ];
+  };
+  stream = pkgs.dockerTools.streamLayeredImage {
+    name = "bench";
+    tag = "run-${run}";
     contents = [ data ];
     config.Cmd = [ "/bin/true" ];
   };
@@ -145,6 +154,22 @@ def main() -> int:
                     "none")
 
         plain = median([timed(lambda r=r: plain_build(r)) for r in range(opts.runs)])
+        stored = s.build("image", *args, "--argstr", "run", f"plain-{opts.runs - 1}",
+                         "--argstr", "compressor", "none")
+
+        stream_times = []
+        script = data
+        for run in range(opts.runs):
+            start = time.perf_counter()
+            script = s.build("stream", *args, "--argstr", "run", f"stream-{run}")
+            stream_times.append(time.perf_counter() - start)
+        stream_build = median(stream_times)
+        streamed = median([timed(lambda: subprocess.run(
+            f"'{script}' | cat > /dev/null", shell=True, check=True))
+            for _ in range(opts.runs)])
+        read_back = median([timed(lambda: subprocess.run(
+            f"cat '{stored}' | cat > /dev/null", shell=True, check=True))
+            for _ in range(opts.runs)])
 
         tgz = base / "data.tar.gz"
         tar_times = [timed(lambda: subprocess.run(
@@ -177,6 +202,13 @@ def main() -> int:
             print("  podman build                    skipped (needs root, podman and runc)")
         print(f"  dtx-build again, no change      {noop:8.2f} s   "
               f"                no-change/cold = {noop / dtx:.3f}")
+        print(f"  dtx-build stream script, cold   {stream_build:8.2f} s   "
+              f"({size_of(script) / 1e3:.0f} kB script)   stream/uncompressed = "
+              f"{stream_build / plain:.2f}")
+        print(f"  stream script | cat             {streamed:8.2f} s   "
+              f"({size_of(stored) / 1e6:.0f} MB archive)")
+        print(f"  cat stored archive | cat        {read_back:8.2f} s   "
+              f"                stream/cat    = {streamed / read_back:.2f}")
         print("  runs: dtx " + " ".join(f"{t:.2f}" for t in dtx_times) +
               " · tar|gzip " + " ".join(f"{t:.2f}" for t in tar_times))
     finally:
