@@ -6,9 +6,9 @@ tenth one also on a `builtins.toFile` script and a toFile config that refers to 
 every third one has outputs `out` and `dev`. Timed, median of R runs
 (default 5):
 
-- `dtx-instantiate FILE` with a fresh DTX_HOME each run (every .drv is written);
-- `nix-instantiate FILE` (writes into /nix/store; after the first run the files exist already,
-  as they would for a user re-instantiating);
+- instantiating into an empty store: `dtx-instantiate FILE` with a new DTX_HOME each run, and
+  `nix-instantiate --store ROOT FILE` with a new store root each run (every .drv is written);
+- instantiating again into a store that has every .drv already (as a user re-instantiating);
 - `--eval --strict --json` of the set of drvPaths only (read-only: nothing is written), both.
 
 Then the dtx run is profiled in-process with cProfile and the top functions are printed.
@@ -54,23 +54,30 @@ def generate(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _time(cmd: list[str], env: dict | None = None, fresh_home: bool = False) -> float:
-    env = dict(os.environ if env is None else env)
-    home = None
-    if fresh_home:
-        home = tempfile.mkdtemp(prefix="dtx-bench-home-")
-        env["DTX_HOME"] = home
-    try:
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           text=True)
-        elapsed = time.perf_counter() - t0
-        if r.returncode != 0:
-            raise SystemExit(f"{cmd[0]} failed:\n{r.stderr}")
-        return elapsed
-    finally:
-        if home:
-            _rmtree(home)
+def _time(cmd: list[str], env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env=dict(os.environ if env is None else env),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed:\n{r.stderr}")
+    return elapsed
+
+
+def _stores(make, runs: int, again: bool = True) -> tuple[float, float | None]:
+    """Medians of `runs` runs into empty stores and (with `again`) of `runs` runs into a store
+    filled by a first run; `make(dir)` gives the command and environment using the store in
+    `dir`."""
+    cold, warm = [], []
+    for i in range(runs):
+        d = tempfile.mkdtemp(prefix="dtx-bench-store-")
+        try:
+            cold.append(_time(*make(d)))
+            if i == 0 and again:
+                warm = [_time(*make(d)) for _ in range(runs)]
+        finally:
+            _rmtree(d)
+    return statistics.median(cold), statistics.median(warm) if warm else None
 
 
 def _rmtree(path: str) -> None:
@@ -81,10 +88,6 @@ def _rmtree(path: str) -> None:
             except OSError:
                 pass
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _median(cmd, runs, **kw) -> float:
-    return statistics.median(_time(cmd, **kw) for _ in range(runs))
 
 
 def profile_dtx(path: str, top: int = 15) -> str:
@@ -131,20 +134,23 @@ def main() -> None:
         with open(drv_paths, "w") as f:
             f.write("builtins.mapAttrs (n: d: d.drvPath) (import ./graph.nix)\n")
         print(f"graph: {n} derivations, {runs} runs each (median)")
-        rows = []
-        t_dtx = _median(dtx_cmd + [graph], runs, fresh_home=True)
-        t_dtx_eval = _median(dtx_cmd + ["--eval", "--strict", "--json", drv_paths], runs,
-                             fresh_home=True)
+
+        def dtx_in(cmd):
+            return lambda d: (cmd, dict(os.environ, DTX_HOME=d))
+        dtx_cold, dtx_warm = _stores(dtx_in(dtx_cmd + [graph]), runs)
+        dtx_eval, _ = _stores(dtx_in(dtx_cmd + ["--eval", "--strict", "--json", drv_paths]),
+                              runs, again=False)
+        rows = [("into an empty store", dtx_cold), ("again (all written)", dtx_warm),
+                ("--eval drvPaths", dtx_eval)]
         if nix:
-            _time([nix, graph])  # the first run writes /nix/store; later ones find the files
-            t_nix = _median([nix, graph], runs)
-            t_nix_eval = _median([nix, "--eval", "--strict", "--json", drv_paths], runs)
-            rows = [("instantiate", t_dtx, t_nix), ("--eval drvPaths", t_dtx_eval, t_nix_eval)]
-            for label, a, b in rows:
-                print(f"{label:18} dtx {a:7.3f} s   nix {b:7.3f} s   ratio {a / b:6.1f}x")
+            nix_cold, nix_warm = _stores(lambda d: ([nix, "--store", d, graph], None), runs)
+            nix_eval = statistics.median(
+                _time([nix, "--eval", "--strict", "--json", drv_paths]) for _ in range(runs))
+            for (label, a), b in zip(rows, (nix_cold, nix_warm, nix_eval)):
+                print(f"{label:20} dtx {a:7.3f} s   nix {b:7.3f} s   ratio {a / b:6.1f}x")
         else:
-            print(f"instantiate        dtx {t_dtx:7.3f} s   (nix-instantiate not found)")
-            print(f"--eval drvPaths    dtx {t_dtx_eval:7.3f} s")
+            for label, a in rows:
+                print(f"{label:20} dtx {a:7.3f} s   (nix-instantiate not found)")
         print("\nprofile of dtx instantiating the graph (in-process, by own time):")
         print(profile_dtx(graph))
     finally:

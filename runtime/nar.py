@@ -108,6 +108,20 @@ def nar_hash(path: str, algo: str = "sha256", path_filter=None) -> tuple[bytes, 
     return sink.h.digest(), sink.size
 
 
+def file_nar_hash(data: bytes, executable: bool = False) -> tuple[bytes, int]:
+    """Return the SHA-256 digest and size of the NAR of a regular file holding `data` (what
+    `nar_hash` gives for such a file, without reading it back)."""
+    head = _str(MAGIC) + _OPEN + _TYPE + _str(b"regular")
+    if executable:
+        head += _str(b"executable") + _str(b"")
+    head += _str(b"contents") + struct.pack("<Q", len(data))
+    tail = b"\0" * (-len(data) % 8) + _CLOSE
+    h = hashlib.sha256(head)
+    h.update(data)
+    h.update(tail)
+    return h.digest(), len(head) + len(data) + len(tail)
+
+
 def dump_flat_hash(path: str, algo: str) -> bytes:
     """Hash a regular file's contents (a "flat" content hash)."""
     h = hashlib.new(algo)

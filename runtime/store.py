@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 
 from .derivation import Derivation, parse_derivation
 from .hashes import Hash
-from .nar import dump_flat_hash, nar_hash
+from .nar import dump_flat_hash, file_nar_hash, nar_hash
 from .storepath import (make_fixed_output_path, make_text_path, split_store_path,
                         to_store_path)
 
@@ -389,12 +389,14 @@ class LocalStore:
                                  "values (?, ?, ?)", (pid, name, out.path))
 
     def _install(self, path: str, write: Callable[[str], None], references: set[str],
-                 deriver: str | None = None, ca: str | None = None) -> str:
+                 deriver: str | None = None, ca: str | None = None,
+                 nar: tuple[bytes, int] | None = None) -> str:
         """Write a store object with `write(tmp_real_path)` unless it is already valid.
 
-        The object is written and hashed under a temporary name; then, inside one database
-        write transaction (which serialises installers across processes), it is moved into
-        place and registered unless someone else registered it meanwhile."""
+        The object is written and hashed under a temporary name (`nar`, the NAR's digest and
+        size, when the caller knows them: a text file); then, inside one database write
+        transaction (which serialises installers across processes), it is moved into place and
+        registered unless someone else registered it meanwhile."""
         if self.read_only:
             if not self.is_valid(path):
                 self._unwritten_refs[path] = set(references)
@@ -407,7 +409,7 @@ class LocalStore:
         try:
             write(tmp)
             canonicalise(tmp)
-            digest, size = nar_hash(tmp)
+            digest, size = nar if nar is not None else nar_hash(tmp)
             info = PathInfo(path, Hash("sha256", digest), size, set(references), deriver, ca=ca)
             conn = self.db
             with self._transaction(conn):
@@ -433,7 +435,8 @@ class LocalStore:
             with open(tmp, "wb") as f:
                 f.write(data)
         return self._install(path, write, refs,
-                             ca=f"text:sha256:{Hash.of('sha256', data).base32()}")
+                             ca=f"text:sha256:{Hash.of('sha256', data).base32()}",
+                             nar=file_nar_hash(data))
 
     def compute_path(self, src: str, name: str, recursive: bool = True, algo: str = "sha256",
                      path_filter: Callable[[str], bool] | None = None) -> tuple[str, Hash]:

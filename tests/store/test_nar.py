@@ -156,6 +156,17 @@ def test_dump_layout_of_a_small_file(tmp_path):
     assert nar.dump_bytes(str(p)) == expected
 
 
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 4096])
+@pytest.mark.parametrize("executable", [False, True])
+def test_file_nar_hash_equals_hashing_the_written_file(tmp_path, size, executable):
+    """The store hashes the text files it writes (.drv, toFile) from their bytes."""
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    p = tmp_path / "f"
+    p.write_bytes(data)
+    p.chmod(0o555 if executable else 0o444)
+    assert nar.file_nar_hash(data, executable) == nar.nar_hash(str(p))
+
+
 def test_sorted_dir_orders_entries_by_bytes(tmp_path):
     root = str(tmp_path / "root")
     _sorted_dir(root)
