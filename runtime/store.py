@@ -439,7 +439,8 @@ class LocalStore:
                              nar=file_nar_hash(data))
 
     def compute_path(self, src: str, name: str, recursive: bool = True, algo: str = "sha256",
-                     path_filter: Callable[[str], bool] | None = None) -> tuple[str, Hash]:
+                     path_filter: Callable[[str], bool] | None = None,
+                     references: Iterable[str] = ()) -> tuple[str, Hash]:
         """The store path `add_path` would give, and the content hash it is based on."""
         if recursive:
             h = Hash(algo, nar_hash(src, algo, path_filter)[0])
@@ -447,19 +448,22 @@ class LocalStore:
             if not os.path.isfile(src) or os.path.islink(src):
                 raise StoreError(f"cannot add '{src}' flat: it is not a regular file")
             h = Hash(algo, dump_flat_hash(src, algo))
-        return make_fixed_output_path(recursive, h, name, self.store_dir), h
+        return make_fixed_output_path(recursive, h, name, self.store_dir, sorted(references)), h
 
     def add_path(self, src: str, name: str | None = None, recursive: bool = True,
                  algo: str = "sha256",
-                 path_filter: Callable[[str], bool] | None = None) -> str:
-        """Copy a file or tree into the store (content-addressed); return its path."""
+                 path_filter: Callable[[str], bool] | None = None,
+                 references: Iterable[str] = ()) -> str:
+        """Copy a file or tree into the store (content-addressed, referring to `references`,
+        which only a recursive SHA-256 path may have); return its path."""
         name = name or os.path.basename(src.rstrip("/"))
-        path, h = self.compute_path(src, name, recursive, algo, path_filter)
+        refs = set(references)
+        path, h = self.compute_path(src, name, recursive, algo, path_filter, refs)
 
         def write(tmp):
             _copy_tree(src, tmp, path_filter)
         ca = f"fixed:{'r:' if recursive else ''}{algo}:{h.base32()}"
-        return self._install(path, write, set(), ca=ca)
+        return self._install(path, write, refs, ca=ca)
 
     def write_derivation(self, drv: Derivation) -> str:
         text = drv.unparse()
