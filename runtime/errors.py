@@ -66,6 +66,14 @@ class Abort(EvalError):
         super().__init__(f"evaluation aborted with the following error message: '{message}'", span)
 
 
+class InvalidPathError(EvalError):
+    """A string context names a store path that is not valid (`--eval` writes nothing)."""
+
+    def __init__(self, path: str, span=None):
+        super().__init__(f"path '{path}' is not valid", span)
+        self.path = path
+
+
 class InfiniteRecursion(EvalError):
     def __init__(self, span=None):
         super().__init__("infinite recursion encountered", span)

@@ -3,7 +3,9 @@
 An `Evaluator` owns the builtins (built from the registry in runtime.builtins), the global scope,
 the search path (`-I`, `DTX_PATH`, then `<dtx>` and `<nixpkgs>` for the bundled stdlib), the cache
 of imported files, and the hooks that the glue layer fills in to reach the store
-(`copy_path_to_store`). It parses, resolves and compiles sources and evaluates them.
+(`copy_path_to_store`; `realise_path`, which builds what a path's string context names before a
+builtin reads the file; `file_references`). It parses, resolves and compiles sources and
+evaluates them.
 
 Deep recursion: Nix programs recurse deeply (a non-tail recursive function 50 000 calls deep is
 fine in Nix). `run_deep` runs an evaluation on a thread with a large stack and a high recursion
@@ -22,7 +24,8 @@ from ..lang import ast
 from ..lang.resolve import Scope, base_scope, resolve
 from .builtins import GLOBAL_NAMES, load_all
 from .compile import Compiler
-from .errors import EvalError, StackOverflow
+from .errors import EvalError, InvalidPathError, StackOverflow
+from .operators import coerce_to_string
 from .values import Attrs, NixPath, PrimOp, Thunk, force, value_thunk
 
 STDLIB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stdlib")
@@ -142,6 +145,11 @@ class Evaluator:
         self.store_dir = os.environ.get("DTX_STORE_DIR", "/nix/store")
         # Filled in by the glue layer when a store is available.
         self.copy_path_to_store: Callable[[str], str] = self._no_store
+        # (path, its string context) -> the file to read, once what the context names exists.
+        self.realise_path: Callable[[str, set], str] = lambda path, ctx: path
+        # A file's path -> the context `readFile` gives its contents (the references of the
+        # store object it lies in).
+        self.file_references: Callable[[str], set] = lambda path: set()
         self.trace_out = sys.stderr
         self._build_globals()
 
@@ -263,7 +271,7 @@ class Evaluator:
             target = force(entry.d["path"]) if type(entry) is Attrs and "path" in entry.d else None
             if target is None:
                 continue
-            target = target.path if type(target) is NixPath else str(target)
+            target = self._search_path_entry(target)
             if prefix:
                 if name == prefix:
                     rest = ""
@@ -278,6 +286,20 @@ class Evaluator:
                 return os.path.normpath(candidate)
         raise EvalError(f"file '{name}' was not found in the Nix search path "
                         f"(add it using $NIX_PATH or -I)")
+
+    def _search_path_entry(self, value) -> str:
+        """The directory a search-path entry's `path` names, its string context realised (a
+        derivation output is built if it is missing)."""
+        if type(value) is NixPath:
+            return value.path
+        ctx: set = set()
+        path = coerce_to_string(self, value, ctx, copy_to_store=False)
+        if not ctx:
+            return path
+        try:
+            return self.realise_path(path, ctx)
+        except InvalidPathError as e:
+            raise EvalError(f"cannot find '{path}', since path '{e.path}' is not valid") from None
 
     def nix_path_value(self) -> list:
         return [value_thunk(Attrs({"path": path, "prefix": prefix}))

@@ -4,8 +4,11 @@ The pure evaluator knows nothing of the store; this module registers `derivation
 `derivation` (written in the language over `derivationStrict`, as Nix does), `toFile`, `path`,
 `filterSource`, `storePath`, `placeholder` and `hashFile` in the same builtin registry (and
 imports runtime.fetchers, which registers the eval-time fetchers), and `attach_store` gives an
-evaluator its store and the hook that copies paths into it when a path is used as a string
-(`"${./file}"`).
+evaluator its store, the hook that copies paths into it when a path is used as a string
+(`"${./file}"`) and the one that realises a path's context before a builtin reads the file
+(`import`, `readFile`, `readDir`, `pathExists`, `hashFile`, `filterSource`, `path`,
+`findFile`): derivation outputs it names are built during evaluation if they are missing
+(import from derivation, "IFD"), with the build options of the command that evaluates.
 
 String contexts say which store objects a string refers to: a plain store path, `=<drv>` (a
 derivation and its whole closure: what `drvPath` carries) or `!<output>!<drv>` (one output of a
@@ -19,14 +22,15 @@ import os
 
 from . import fetchers  # noqa: F401 - registers fetchurl, fetchTarball, fetchGit, fetchTree
 from .builtins import builtin, constant
+from .builtins.files import want_path
 from .derivation import Derivation, Output, hash_derivation_modulo
-from .errors import EvalError
+from .errors import EvalError, InvalidPathError
 from .hashes import (HASH_SIZES, Hash, UnknownHashAlgorithm, hash_bytes, to_base16,
                      to_base32)
 from .operators import coerce_to_string
 from .store import StoreError
 from .storepath import BadStorePath, make_fixed_output_path, make_output_path
-from .values import (Attrs, CStr, NixPath, Thunk, context_of, force, make_string, want_attrs,
+from .values import (Attrs, CStr, Thunk, context_of, force, make_string, want_attrs,
                      want_list, want_string)
 
 # `derivation` as Nix 2.8 defines it (corepkgs/derivation.nix), over `derivationStrict`.
@@ -52,13 +56,19 @@ in (builtins.head outputsList).value
 """
 
 
-def attach_store(state, store) -> None:
-    """Give an evaluator a store: path coercion copies into it, derivations are written to it."""
+def attach_store(state, store, build=None) -> None:
+    """Give an evaluator a store: path coercion copies into it, derivations are written to it,
+    and the derivation outputs a read path's context names are built in it during evaluation
+    by `build` (a function of a list of `.drv` paths that raises RealiseError, e.g. a CLI's
+    `Scheduler.realise`; by default a scheduler with default options)."""
     state.store = store
     state.store_dir = store.store_dir
     state.drv_hashes = {}
     state.copied_paths = {}
+    state.build_hook = build
     state.copy_path_to_store = lambda path: copy_path_to_store(state, path)
+    state.realise_path = lambda path, ctx: realise_path(state, path, ctx)
+    state.file_references = lambda path: file_references(state, path)
 
 
 def _store(state):
@@ -85,6 +95,76 @@ def copy_path_to_store(state, path: str) -> str:
         raise EvalError(str(e)) from None
     state.copied_paths[path] = result
     return result
+
+
+# -- import from derivation -----------------------------------------------------------------------
+
+def realise_context(state, ctx) -> None:
+    """Make every store object a string context names valid, as Nix's `realiseContext` does
+    before a builtin reads a file: a path that is not valid is an error (what `--eval`, which
+    writes nothing, reports), and the derivation outputs named by `!<output>!<drv>` elements
+    that are missing are built now (import from derivation), through `state.build_hook`."""
+    store = _store(state)
+    wanted: dict[str, set[str]] = {}
+    for c in sorted(ctx):
+        output = None
+        if c.startswith("!"):
+            _, output, path = c.split("!", 2)
+        else:
+            path = c.removeprefix("=")
+        if not store.is_valid(path):
+            raise InvalidPathError(path)
+        if output is not None and path.endswith(".drv"):
+            wanted.setdefault(path, set()).add(output)
+    missing = []
+    for drv_path, outputs in wanted.items():
+        produced = store.read_derivation(drv_path).outputs
+        for output in sorted(outputs):
+            if output not in produced:
+                raise EvalError(f"derivation '{drv_path}' does not have an output named "
+                                f"'{output}'")
+            if not store.is_valid(produced[output].path):
+                if store.read_only:
+                    raise EvalError(f"cannot substitute path '{produced[output].path}' - no "
+                                    "write access to the Nix store")
+                missing.append(drv_path)
+    if not missing:
+        return
+    from .scheduler import RealiseError
+    build = state.build_hook or _default_scheduler(store).realise
+    try:
+        build(list(dict.fromkeys(missing)))
+    except RealiseError as e:
+        raise EvalError(e.message()) from None
+
+
+def _default_scheduler(store):
+    from .build import BuildOptions
+    from .scheduler import Progress, Scheduler
+    return Scheduler(store, BuildOptions(cores=os.cpu_count() or 1), progress=Progress())
+
+
+def realise_path(state, path: str, ctx) -> str:
+    """Realise `ctx` (see realise_context) and return where the file `path` is on disk: a
+    path in the store is read where the store keeps it (under `DTX_HOME`)."""
+    realise_context(state, ctx)
+    store = state.store
+    if path.startswith(store.store_dir + "/"):
+        return store.real(path)
+    return path
+
+
+def file_references(state, real_path: str) -> set[str]:
+    """The references of the valid store object a file on disk lies in (none outside the
+    store): the context `readFile` gives the file's contents."""
+    store = state.store
+    if not real_path.startswith(store.real_dir + "/"):
+        return set()
+    try:
+        path = store.to_store_path(store.logical(real_path))
+    except BadStorePath:
+        return set()
+    return set(store.references(path)) if store.is_valid(path) else set()
 
 
 # -- derivations ----------------------------------------------------------------------------------
@@ -303,30 +383,21 @@ def _add_source(state, src: str, name: str | None, fn, recursive: bool = True,
     store = _store(state)
     path_filter = _make_filter(state, fn) if fn is not None else None
     name = name if name is not None else os.path.basename(src)
+    # As Nix does, a copy of (part of) a store object keeps all that object's references.
+    refs = file_references(state, src)
     try:
         if expected is not None:
-            path, h = store.compute_path(src, name, recursive, expected.algo, path_filter)
+            path, h = store.compute_path(src, name, recursive, expected.algo, path_filter, refs)
             if h != expected:
                 raise EvalError(f"hash mismatch in file added to the store '{src}':\n"
                                 f"  specified: {expected.sri()}\n  got:       {h.sri()}")
             if expected.algo != "sha256" or not recursive:
-                return store.add_path(src, name, recursive, expected.algo, path_filter)
-        return store.add_path(src, name, recursive, "sha256", path_filter)
+                return store.add_path(src, name, recursive, expected.algo, path_filter, refs)
+        return store.add_path(src, name, recursive, "sha256", path_filter, refs)
     except (BadStorePath, StoreError) as e:
         raise EvalError(str(e)) from None
     except FileNotFoundError:
         raise EvalError(f"getting status of '{src}': No such file or directory") from None
-
-
-def _source_path(state, v) -> str:
-    from .builtins.files import want_path
-    ctx: set = set()
-    if type(v) is NixPath:
-        return v.path
-    s = coerce_to_string(state, v, ctx, copy_to_store=False)
-    if ctx:
-        raise EvalError(f"string '{s}' cannot refer to other paths")
-    return want_path(state, s)
 
 
 @builtin("filterSource", 2, state=True)
@@ -340,7 +411,7 @@ def filter_source(state, fn, path):
     builtins.filterSource (path: type: type != "directory" || baseNameOf path != ".git") ./.
     ```
     """
-    src = _source_path(state, path)
+    src = want_path(state, path)
     result = _add_source(state, src, None, fn)
     return CStr(result, {result})
 
@@ -358,7 +429,7 @@ def path_(state, args):
     if "path" not in d:
         raise EvalError("missing required 'path' attribute in the first argument to "
                         "builtins.path")
-    src = _source_path(state, force(d["path"]))
+    src = want_path(state, force(d["path"]))
     name = str(want_string(force(d["name"]))) if "name" in d else None
     fn = force(d["filter"]) if "filter" in d else None
     recursive = force(d["recursive"]) if "recursive" in d else True
@@ -413,7 +484,6 @@ def hash_file(state, algo, path):
 
     The hash of the file `path` in lowercase hexadecimal; `type` is `"md5"`, `"sha1"`,
     `"sha256"` or `"sha512"`."""
-    from .builtins.files import want_path
     name = str(want_string(algo))
     p = want_path(state, path)
     try:

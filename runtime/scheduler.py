@@ -51,6 +51,10 @@ class RealiseError(Exception):
             out.append(f"error: {n} dependencies of derivation '{drv}' failed to build")
         return "\n".join(out)
 
+    def message(self) -> str:
+        """The report as the message of one error (without its leading `error: `)."""
+        return self.render().removeprefix("error: ")
+
 
 class Progress:
     """Reports what the scheduler does on a stream (stderr)."""

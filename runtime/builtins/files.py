@@ -8,13 +8,14 @@ import stat
 
 from ..errors import EvalError
 from ..operators import canon_path, coerce_to_string
-from ..values import Attrs, NixPath, want_attrs, want_list, want_string
+from ..values import Attrs, NixPath, make_string, want_attrs, want_list, want_string
 from . import builtin
 
 
 def want_path(state, v) -> str:
-    """Return the absolute file-system path a path or string argument denotes. A string with a
-    context that names a store path (what `fetchTarball`, `toFile`, … return) is read where the
+    """Return the file-system path a path or string argument denotes, as Nix's `realisePath`
+    does: a string's context is realised first (the derivation outputs it names are built if
+    they are missing: import from derivation), and a path in the store is then read where the
     store keeps it on disk (under `DTX_HOME`), as Nix's `toRealPath` does for its chroot
     stores."""
     if type(v) is NixPath:
@@ -24,10 +25,13 @@ def want_path(state, v) -> str:
     if not s.startswith("/"):
         raise EvalError(f"string '{s}' doesn't represent an absolute path")
     path = canon_path(s)
-    store = getattr(state, "store", None)
-    if ctx and store is not None and path.startswith(store.store_dir + "/"):
-        return store.real(path)
-    return path
+    if not ctx:
+        return path
+    try:
+        return state.realise_path(path, ctx)
+    except EvalError as e:
+        e.add_trace(f"while realising the context of path '{s}'")
+        raise
 
 
 @builtin("import", 1, state=True)
@@ -35,7 +39,14 @@ def import_(state, path):
     """`import path`: evaluate the Nix expression in the file `path` (for a directory,
     `path/default.dtx`, then `path/default.nix`). Each file is evaluated once per evaluation.
 
-    Example: `import ./lib.dtx` or `import <dtx> { }`."""
+    Example: `import ./lib.dtx` or `import <dtx> { }`.
+
+    `path` may be a derivation or a string that refers to one's output:
+    `import (pkgs.writeText "x.nix" "1 + 1")` builds the derivation first if its output is
+    missing, then reads the output (import from derivation). So do `scopedImport`, `readFile`,
+    `readDir`, `pathExists`, `hashFile`, `filterSource`, `path` and `findFile`.
+    `dtx-instantiate --eval` builds nothing, so there it fails with
+    `path '/nix/store/….drv' is not valid` unless the output is built already."""
     return state.import_path(want_path(state, path))
 
 
@@ -48,7 +59,8 @@ def scoped_import(state, scope, path):
 
 @builtin("readFile", 1, state=True)
 def read_file(state, path):
-    """`builtins.readFile path`: the contents of the file `path` as a string."""
+    """`builtins.readFile path`: the contents of the file `path` as a string. A file in the
+    store gives a string whose context is the references of its store path."""
     p = want_path(state, path)
     try:
         with open(p, "rb") as f:
@@ -61,7 +73,7 @@ def read_file(state, path):
         raise EvalError(f"opening file '{p}': {e.strerror}") from None
     if b"\0" in data:
         raise EvalError(f"the contents of the file '{p}' cannot be represented as a Nix string")
-    return data.decode("utf-8", errors="surrogateescape")
+    return make_string(data.decode("utf-8", errors="surrogateescape"), state.file_references(p))
 
 
 @builtin("readDir", 1, state=True)
