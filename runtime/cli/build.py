@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -54,17 +55,22 @@ def _run(args) -> int:
     state = make_evaluator(args)
     state.quiet = args.quiet  # no download progress from the fetchers either
     store = state.store
-    wanted: list[tuple[str, str]] = []  # (drv path, output name)
-    for root in eval_sources(state, args):
-        for value in select_and_call(state, root, args):
-            wanted += derivation_outputs_of(value)
-
     opts = BuildOptions(cores=args.cores or os.cpu_count() or 1, keep_failed=args.keep_failed,
                         max_silent_time=args.max_silent_time, timeout=args.timeout,
                         check=args.check)
     progress = Progress(quiet=args.quiet, show_build_output=not args.no_build_output)
     scheduler = Scheduler(store, opts, jobs=args.max_jobs, keep_going=args.keep_going,
                           progress=progress)
+    # What evaluation reads from derivation outputs is built with the same options, even on
+    # --dry-run, as nix-build does; --check applies to the derivations asked for only.
+    state.build_hook = Scheduler(store, dataclasses.replace(opts, check=False),
+                                 jobs=args.max_jobs, keep_going=args.keep_going,
+                                 progress=progress).realise
+    wanted: list[tuple[str, str]] = []  # (drv path, output name)
+    for root in eval_sources(state, args):
+        for value in select_and_call(state, root, args):
+            wanted += derivation_outputs_of(value)
+
     drvs = list(dict.fromkeys(d for d, _ in wanted))
     if args.dry_run:
         needed = scheduler.dry_run(drvs)

@@ -105,6 +105,7 @@ class Repl:
         self.loaded_files = list(files)
         self.variables: dict[str, object] = {}
         self._scope: tuple | None = None
+        state.build_hook = self.realise  # import from derivation builds as :b does
 
     # -- the scope -------------------------------------------------------------------------------
 
@@ -323,18 +324,23 @@ class Repl:
                             "(no 'drvPath' attribute)")
         return str(drv)
 
+    def realise(self, drv_paths: list[str]) -> None:
+        """Build derivations (and what they need), showing progress on the error stream; raise
+        RealiseError if any fails."""
+        from ..build import BuildOptions
+        from ..scheduler import Progress, Scheduler
+        opts = BuildOptions(cores=os.cpu_count() or 1)
+        Scheduler(self.state.store, opts, jobs=self.jobs,
+                  progress=Progress(stream=self.err)).realise(drv_paths)
+
     def build(self, drv_path: str) -> None:
         """`:b`: build a derivation (and what it needs) and show its outputs."""
-        from ..build import BuildOptions
-        from ..scheduler import Progress, RealiseError, Scheduler
-        store = self.state.store
-        opts = BuildOptions(cores=os.cpu_count() or 1)
-        scheduler = Scheduler(store, opts, jobs=self.jobs, progress=Progress(stream=self.err))
+        from ..scheduler import RealiseError
         try:
-            scheduler.realise([drv_path])
+            self.realise([drv_path])
         except RealiseError as e:
-            raise EvalError(e.render().removeprefix("error: ")) from None
-        outputs = store.read_derivation(drv_path).outputs
+            raise EvalError(e.message()) from None
+        outputs = self.state.store.read_derivation(drv_path).outputs
         self.say("\nThis derivation produced the following outputs:")
         for name in sorted(outputs):
             self.say(f"  {name} -> {outputs[name].path}")
