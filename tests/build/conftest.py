@@ -12,9 +12,11 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -82,7 +84,7 @@ class Runner:
         return path
 
     def run(self, command: str, *args: str, check: bool = False,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+            env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
         module = f"dtx.runtime.cli.{command}"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("DTX_")}
         full_env["DTX_HOME"] = str(self.home)
@@ -96,10 +98,29 @@ class Runner:
         else:
             argv = [sys.executable, "-m", module, *args]
         result = subprocess.run(argv, cwd=self.workdir, env=full_env, capture_output=True,
-                                text=True, timeout=600)
+                                text=True, timeout=600, input=input)
         if check and result.returncode != 0:
             raise AssertionError(f"{command} {' '.join(args)} failed:\n{result.stderr}")
         return result
+
+    def interrupt_build(self, command: str) -> subprocess.CompletedProcess:
+        """Run a dtx command (as root) until a build has started, then press Ctrl-C (SIGINT);
+        return how it ended."""
+        env = dict(os.environ, DTX_HOME=str(self.home))
+        proc = subprocess.Popen([sys.executable, "-m", f"dtx.runtime.cli.{command}"],
+                                cwd=self.workdir, env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        builds = self.builds_dir()
+        while time.monotonic() < deadline and not (builds.exists() and any(builds.iterdir())):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
+
+    def builds_dir(self) -> Path:
+        """Where builds keep their scratch directories."""
+        return self.home / "nix" / "var" / "nix" / "builds"
 
     def real(self, logical: str) -> Path:
         return self.home / logical.lstrip("/")

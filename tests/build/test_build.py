@@ -238,23 +238,11 @@ def test_check_rebuilds_and_compares(dtx):
 # Signalling is the same whoever owns the build; run it in the root variant only.
 @pytest.mark.parametrize("dtx", ["root"], indirect=True)
 def test_interrupted_build_leaves_the_store_consistent(dtx):
-    import signal
     import subprocess
-    import sys
-    import time
     dtx.write("default.nix", PRELUDE + 'mk "interrupted" "busybox sleep 60; echo > $out"')
-    env = dict(os.environ, DTX_HOME=str(dtx.home))
-    proc = subprocess.Popen([sys.executable, "-m", "dtx.runtime.cli.build"], cwd=dtx.workdir,
-                            env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    builds = dtx.home / "nix" / "var" / "nix" / "builds"
-    while time.monotonic() < deadline and not (builds.exists() and any(builds.iterdir())):
-        time.sleep(0.05)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0
-    assert not any(builds.iterdir()), "the scratch directory was left behind"
+    r = dtx.interrupt_build("build")
+    assert r.returncode != 0
+    assert not any(dtx.builds_dir().iterdir()), "the scratch directory was left behind"
     leftover = subprocess.run(["pgrep", "-f", "busybox sleep 60"], capture_output=True)
     assert leftover.returncode == 1, "the builder outlived the interrupted dtx-build"
     verify = dtx.run("store", "--verify", "--check-contents")
