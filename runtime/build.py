@@ -44,15 +44,31 @@ LOG_TAIL = 25
 
 
 class BuildError(Exception):
-    """A build that failed; `log_tail` holds the last lines of its log."""
+    """A build that failed; `log_tail` holds the last lines of its log. `kind` is how, for the
+    exit status (`exit_status`): "failed", "timeout", "hash" (fixed-output hash mismatch) or
+    "check" (`--check` found another output)."""
 
     def __init__(self, message: str, drv_path: str = "", log_tail: list[str] | None = None,
-                 kept: str | None = None):
+                 kept: str | None = None, kind: str = "failed"):
         super().__init__(message)
         self.message = message
         self.drv_path = drv_path
         self.log_tail = log_tail or []
         self.kept = kept
+        self.kind = kind
+
+
+# Nix's exit status of a build command that failed: 0x60 with a bit per kind of failure
+# (build failure 100, +1 timed out, +2 hash mismatch, +8 not deterministic); 1 otherwise.
+_STATUS_BITS = {"failed": 0x04, "timeout": 0x05, "hash": 0x06, "check": 0x08}
+
+
+def exit_status(kinds) -> int:
+    """The exit status of a command whose builds failed in these ways."""
+    mask = 0
+    for kind in kinds:
+        mask |= _STATUS_BITS.get(kind, 0)
+    return 0x60 | mask if mask else 1
 
 
 @dataclass
@@ -290,11 +306,13 @@ class _Build:
                 if self.opts.timeout and now - start >= self.opts.timeout:
                     _kill(proc)
                     raise BuildError(f"building '{self.drv_path}' timed out after "
-                                     f"{self.opts.timeout:g} seconds", self.drv_path)
+                                     f"{self.opts.timeout:g} seconds", self.drv_path,
+                                     kind="timeout")
                 if self.opts.max_silent_time and now - last_output >= self.opts.max_silent_time:
                     _kill(proc)
                     raise BuildError(f"building '{self.drv_path}' was silent for more than "
-                                     f"{self.opts.max_silent_time:g} seconds", self.drv_path)
+                                     f"{self.opts.max_silent_time:g} seconds", self.drv_path,
+                                     kind="timeout")
             if buf:
                 self._line(buf.decode("utf-8", "replace"), log)
             status = proc.wait()
@@ -360,7 +378,7 @@ class _Build:
         if got != expected:
             raise BuildError(f"hash mismatch in fixed-output derivation '{self.drv_path}':\n"
                              f"         specified: {expected.sri()}\n"
-                             f"            got:    {got.sri()}", self.drv_path)
+                             f"            got:    {got.sri()}", self.drv_path, kind="hash")
 
     def check_references(self, infos: list[PathInfo]) -> None:
         env = self.drv.env
@@ -403,7 +421,7 @@ class _Build:
                                  "is not possible", self.drv_path)
             if old.nar_hash != info.nar_hash:
                 raise BuildError(f"derivation '{self.drv_path}' may not be deterministic: "
-                                 f"output '{info.path}' differs", self.drv_path)
+                                 f"output '{info.path}' differs", self.drv_path, kind="check")
 
 
 _running: set[subprocess.Popen] = set()

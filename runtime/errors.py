@@ -51,6 +51,15 @@ class EvalError(Exception):
         return self.message
 
 
+class BuildFailed(EvalError):
+    """Building what evaluation reads (import from derivation) failed; the command exits with
+    Nix's status for those failures (100, 101, …) rather than 1."""
+
+    def __init__(self, message: str, exit_status: int):
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
 class ThrownError(EvalError):
     """`throw msg`: caught by `tryEval`."""
 

@@ -24,7 +24,7 @@ from . import fetchers  # noqa: F401 - registers fetchurl, fetchTarball, fetchGi
 from .builtins import builtin, constant
 from .builtins.files import want_path
 from .derivation import Derivation, Output, hash_derivation_modulo
-from .errors import EvalError, InvalidPathError
+from .errors import BuildFailed, EvalError, InvalidPathError
 from .hashes import (HASH_SIZES, Hash, UnknownHashAlgorithm, hash_bytes, to_base16,
                      to_base32)
 from .operators import coerce_to_string
@@ -135,7 +135,7 @@ def realise_context(state, ctx) -> None:
     try:
         build(list(dict.fromkeys(missing)))
     except RealiseError as e:
-        raise EvalError(e.message()) from None
+        raise BuildFailed(e.message(), e.exit_status()) from None
 
 
 def _default_scheduler(store):

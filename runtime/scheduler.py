@@ -15,7 +15,8 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from .build import BuildError, BuildOptions, build_derivation, kill_running_builds
+from .build import (BuildError, BuildOptions, build_derivation, exit_status,
+                    kill_running_builds)
 from .store import LocalStore
 
 
@@ -25,6 +26,7 @@ class Failure:
     message: str
     log_tail: list[str] = field(default_factory=list)
     kept: str | None = None
+    kind: str = "failed"  # BuildError.kind
 
 
 class RealiseError(Exception):
@@ -50,6 +52,10 @@ class RealiseError(Exception):
         for drv, n in sorted(self.blocked.items()):
             out.append(f"error: {n} dependencies of derivation '{drv}' failed to build")
         return "\n".join(out)
+
+    def exit_status(self) -> int:
+        """Nix's exit status for these failures (100 for a failed build, 101 timed out, …)."""
+        return exit_status(f.kind for f in self.failures)
 
     def message(self) -> str:
         """The report as the message of one error (without its leading `error: `)."""
@@ -203,7 +209,7 @@ class Scheduler:
                         fut.result()
                     except BuildError as e:
                         failures.append(Failure(e.drv_path or d, e.message, e.log_tail,
-                                                e.kept))
+                                                e.kept, e.kind))
                         self._fail(d, dependents, failed, blocked)
                         if not self.keep_going:
                             stop = True

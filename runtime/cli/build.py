@@ -7,7 +7,9 @@ import dataclasses
 import os
 import sys
 
-from .common import add_eval_flags, make_evaluator, report_errors, select_and_call
+from ..gc import add_root_link
+from .common import (add_eval_flags, auto_args, make_evaluator, report_errors,
+                     select_and_call)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +71,7 @@ def _run(args) -> int:
     wanted: list[tuple[str, str]] = []  # (drv path, output name)
     for root in eval_sources(state, args):
         for value in select_and_call(state, root, args):
-            wanted += derivation_outputs_of(value)
+            wanted += derivation_outputs_of(value, auto_args(state, args))
 
     drvs = list(dict.fromkeys(d for d, _ in wanted))
     if args.dry_run:
@@ -83,7 +85,7 @@ def _run(args) -> int:
         scheduler.realise(drvs)
     except RealiseError as e:
         print(e.render(), file=sys.stderr)
-        return 1
+        return e.exit_status()
 
     counter = 0
     for drv_path, output in wanted:
@@ -93,19 +95,9 @@ def _run(args) -> int:
             link = args.out_link + (f"-{counter}" if counter > 1 else "")
             if output != "out":
                 link += f"-{output}"
-            _make_result_link(store, link, path)
+            add_root_link(store, link, path)
         print(path)
     return 0
-
-
-def _make_result_link(store, link: str, path: str) -> None:
-    """Point `link` at the output (its physical location) and register it as a GC root."""
-    from ..gc import add_indirect_root
-    target = store.real(path)
-    tmp = f"{link}.tmp-{os.getpid()}"
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-    add_indirect_root(store, os.path.abspath(link))
 
 
 if __name__ == "__main__":

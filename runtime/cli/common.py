@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from ...lang.errors import ParseError
-from ..errors import EvalError
+from ..errors import BuildFailed, EvalError
 from ..derivation import DerivationParseError
 from ..eval import Evaluator, parse_search_path, run_deep
 from ..nar import NarError
@@ -158,6 +158,7 @@ def report_errors(fn, args) -> int:
         print(str(e), file=sys.stderr)
     except EvalError as e:
         print(e.render(show_trace=args.show_trace), file=sys.stderr)
+        return e.exit_status if isinstance(e, BuildFailed) else 1
     except (StoreError, NarError, DerivationParseError, BadStorePath) as e:
         print(f"error: {e}", file=sys.stderr)
     except KeyboardInterrupt:

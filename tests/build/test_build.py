@@ -59,7 +59,7 @@ def test_failing_builder_reports_status_and_log(dtx):
     mk "fails" "echo line one; echo line two >&2; exit 3"
     """)
     r = dtx.run("build")
-    assert r.returncode == 1
+    assert r.returncode == 100  # Nix's status for a failed build
     assert "failed with exit code 3" in r.stderr
     assert "> line one" in r.stderr and "> line two" in r.stderr
     assert not (dtx.workdir / "result").exists()
@@ -70,7 +70,7 @@ def test_dependents_of_a_failure_are_reported(dtx):
     let bad = mk "bad" "exit 1"; in mk "top" "echo ${bad} > $out"
     """)
     r = dtx.run("build")
-    assert r.returncode == 1
+    assert r.returncode == 100
     assert "1 dependencies of derivation" in r.stderr and "top.drv" in r.stderr
 
 
@@ -83,7 +83,7 @@ def test_builder_has_no_network(dtx):
         r = dtx.run("build")
     finally:
         server.shutdown()
-    assert r.returncode == 1
+    assert r.returncode == 100
     assert "failed with exit code" in r.stderr
 
 
@@ -95,7 +95,7 @@ def test_builder_cannot_read_host_files(dtx):
     mk "peek" "busybox cat {secret} > $out"
     """)
     r = dtx.run("build")
-    assert r.returncode == 1
+    assert r.returncode == 100
     assert "No such file or directory" in r.stderr
 
 
@@ -146,7 +146,7 @@ def test_fixed_output_fetch_checks_the_hash(dtx):
         server.shutdown()
     (out,) = paths_of(ok)
     assert dtx.real(out).read_bytes() == payload
-    assert wrong.returncode == 1
+    assert wrong.returncode == 102  # Nix's status for a hash mismatch
     assert "hash mismatch" in wrong.stderr
     assert "specified: sha256-" in wrong.stderr and "got:    sha256-" in wrong.stderr
 
@@ -208,7 +208,7 @@ def test_keep_failed_keeps_the_build_directory(dtx):
     mk "kept" "echo partial > /build/note; exit 1"
     """)
     r = dtx.run("build", "--keep-failed")
-    assert r.returncode == 1
+    assert r.returncode == 100
     kept = [line.split("'")[1] for line in r.stderr.splitlines()
             if "keeping build directory" in line]
     assert kept, r.stderr
@@ -218,9 +218,9 @@ def test_keep_failed_keeps_the_build_directory(dtx):
 def test_timeout_and_silence_limits_kill_the_builder(dtx):
     dtx.write("default.nix", PRELUDE + 'mk "slow" "busybox sleep 60; echo > $out"')
     r = dtx.run("build", "--timeout", "1")
-    assert r.returncode == 1 and "timed out after 1 seconds" in r.stderr
+    assert r.returncode == 101 and "timed out after 1 seconds" in r.stderr
     r = dtx.run("build", "--max-silent-time", "1")
-    assert r.returncode == 1 and "was silent for more than 1 seconds" in r.stderr
+    assert r.returncode == 101 and "was silent for more than 1 seconds" in r.stderr
 
 
 def test_check_rebuilds_and_compares(dtx):
@@ -232,7 +232,7 @@ def test_check_rebuilds_and_compares(dtx):
     assert dtx.run("build", "same.nix", "--check").returncode == 0
     dtx.run("build", "random.nix", check=True)
     r = dtx.run("build", "random.nix", "--check")
-    assert r.returncode == 1 and "may not be deterministic" in r.stderr
+    assert r.returncode == 104 and "may not be deterministic" in r.stderr
 
 
 # Signalling is the same whoever owns the build; run it in the root variant only.

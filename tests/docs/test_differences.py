@@ -141,7 +141,7 @@ def test_no_chroot_is_ignored(dtx):
         'derivation { name = "nc"; system = builtins.currentSystem; builder = "/bin/sh"; '
         'args = [ "-c" "echo hi > $out" ]; __noChroot = true; }\n')
     r = dtx("build", "--no-out-link", "nc.nix")
-    assert r.returncode == 1
+    assert r.returncode == 100
     assert "error: builder for '" in r.stderr and "/bin/sh" in r.stderr
 
 
