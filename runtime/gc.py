@@ -106,6 +106,17 @@ def find_roots(store: LocalStore, quiet: bool = False) -> dict[str, set[str]]:
     return roots
 
 
+def add_root_link(store: LocalStore, link: str, path: str) -> str:
+    """Point the symlink `link` at the store path `path` (where the store keeps it) and
+    register it as an indirect root (`result` of dtx-build, `--add-root`); return its path."""
+    link = os.path.abspath(link)
+    tmp = f"{link}.tmp-{os.getpid()}"
+    os.symlink(store.real(path), tmp)
+    os.replace(tmp, link)
+    add_indirect_root(store, link)
+    return link
+
+
 def add_indirect_root(store: LocalStore, link_path: str) -> str:
     """Register `link_path` (a `result`-style symlink) as an indirect root; return the auto link.
     The root lasts as long as the link exists and points into the store."""

@@ -7,7 +7,8 @@ import argparse
 import os
 import sys
 
-from .common import add_eval_flags, make_evaluator, report_errors, select_and_call
+from ..gc import add_root_link
+from .common import add_eval_flags, auto_args, make_evaluator, report_errors, select_and_call
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--xml", action="store_true", help="print the result as XML")
     p.add_argument("--no-location", action="store_true",
                    help="omit source locations from --xml output")
+    p.add_argument("--add-root", metavar="PATH",
+                   help="make PATH a garbage-collector root of the derivation (and print it)")
+    p.add_argument("--indirect", action="store_true",
+                   help="accepted for compatibility: roots are always indirect")
     add_eval_flags(p)
     return p
 
@@ -41,16 +46,37 @@ def _run(args) -> int:
         for source in _sources(args):
             print(show(_parse_source(state, args, source)))
         return 0
+    roots = 0
     for root in eval_sources(state, args):
         for value in select_and_call(state, root, args):
             if args.eval:
                 # nix-instantiate ends JSON output without a newline.
                 print(_format(state, value, args), end="" if args.json else "\n")
                 continue
-            # As nix-instantiate does, an output other than `out` is named after a `!`.
-            for drv_path, output in dict.fromkeys(derivation_outputs_of(value)):
-                print(drv_path if output == "out" else f"{drv_path}!{output}")
+            for drv_path, output in dict.fromkeys(
+                    derivation_outputs_of(value, auto_args(state, args))):
+                shown = drv_path
+                if args.add_root is None:
+                    _warn_no_root()
+                else:
+                    roots += 1
+                    # As nix-instantiate: the first root is PATH, the next PATH-2, PATH-3, …
+                    link = args.add_root + (f"-{roots}" if roots > 1 else "")
+                    shown = add_root_link(state.store, link, drv_path)
+                # As nix-instantiate does, an output other than `out` is named after a `!`.
+                print(shown if output == "out" else f"{shown}!{output}")
     return 0
+
+
+_warned_no_root = False
+
+
+def _warn_no_root() -> None:
+    global _warned_no_root
+    if not _warned_no_root:
+        _warned_no_root = True
+        print("warning: you did not specify '--add-root'; the result might be removed by the "
+              "garbage collector", file=sys.stderr)
 
 
 def eval_sources(state, args):
@@ -59,33 +85,50 @@ def eval_sources(state, args):
         yield _eval_source(state, args, source)
 
 
-def derivation_outputs_of(value) -> list[tuple[str, str]]:
+def derivation_outputs_of(value, autoargs: dict) -> list[tuple[str, str]]:
     """The (drv path, output name) pairs a value denotes, as nix-instantiate and nix-build find
-    them: a derivation; the derivations among a set's attributes (recursing where
-    `recurseForDerivations` is true) or a list's elements."""
+    them (Nix's getDerivations): a derivation; the derivations among a set's attributes, in
+    name order, recursing into sets whose `recurseForDerivations` is true; the derivations of a
+    list's elements, recursing into every element that is not one. Functions met on the way
+    are auto-called with `autoargs`. Anything else, a list element included, is "not a
+    derivation"."""
     from ..errors import EvalError
     from ..values import Attrs, force
+    from .common import auto_call
 
     out: list[tuple[str, str]] = []
 
-    def visit(v, top: bool) -> None:
-        v = force(v)
+    def add_if_derivation(v) -> bool:
+        if type(v) is not Attrs or not v.is_derivation():
+            return False
+        if "name" not in v.d:  # Nix reads the name first
+            raise EvalError("derivation name missing")
+        drv = force(v.d.get("drvPath"))
+        if not isinstance(drv, str):
+            raise EvalError("derivation has no 'drvPath' string attribute")
+        output = force(v.d["outputName"]) if "outputName" in v.d else "out"
+        out.append((str(drv), str(output)))
+        return True
+
+    def visit(v) -> None:
+        v = auto_call(v, autoargs)
+        if add_if_derivation(v):
+            return
         if type(v) is Attrs:
-            if v.is_derivation():
-                drv = force(v.d.get("drvPath"))
-                if not isinstance(drv, str):
-                    raise EvalError("derivation has no 'drvPath' string attribute")
-                output = force(v.d["outputName"]) if "outputName" in v.d else "out"
-                out.append((str(drv), str(output)))
-                return
-            recurse = "recurseForDerivations" in v.d and force(v.d["recurseForDerivations"])
-            if top or recurse is True:
-                for name in sorted(v.d):
-                    visit(v.d[name], False)
-        elif type(v) is list and top:
+            for name in sorted(v.d):
+                x = force(v.d[name])
+                if add_if_derivation(x) or type(x) is not Attrs:
+                    continue
+                recurse = x.d.get("recurseForDerivations")
+                if recurse is not None and force(recurse) is True:
+                    visit(x)
+        elif type(v) is list:
             for item in v:
-                visit(item, False)
-    visit(value, True)
+                visit(item)
+        else:
+            raise EvalError("expression does not evaluate to a derivation (or a set or list of "
+                            "those)")
+    visit(value)
     return out
 
 

@@ -270,3 +270,45 @@ def test_console_script(tree, tmp_path):
     assert r2.returncode == 0 and r2.stdout[8:21] == b"nix-archive-1"
     r3 = subprocess.run(["dtx-store", "--frobnicate"], env=env, capture_output=True, text=True)
     assert r3.returncode == 1 and "Traceback" not in r3.stderr
+
+
+DRV = '(derivation { name = "d"; system = "x86_64-linux"; builder = "/bin/sh"; })'
+
+
+@needs_nix
+@pytest.mark.parametrize("expr", [
+    "1", "x: 1", "[ 1 ]", "{ a = 1; }", "[ [ ] { } ]", "[ { a = 1; } ]",
+    "{ a = { recurseForDerivations = true; b = [ 2 ]; }; }",
+    f"{{ z = {DRV}; a = [ {DRV} ]; }}", f"[ [ {DRV} ] ]",
+    f"{{ a = {{ recurseForDerivations = true; b = {DRV}; }}; c = {{ d = {DRV}; }}; }}",
+    f"[ ({{ x ? 1 }}: {DRV}) ]", '[ derivation { name = "q"; } ]',
+])
+def test_instantiate_finds_derivations_as_nix_does(tmp_path, expr):
+    """Which values are (sets or lists of) derivations, and the error for the others."""
+    env = dict(os.environ, DTX_HOME=str(tmp_path / "home"))
+    ours = subprocess.run(["dtx-instantiate", "-E", expr], env=env, capture_output=True,
+                          text=True)
+    theirs = subprocess.run(["nix-instantiate", "-E", expr], capture_output=True, text=True)
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
+    assert ours.stderr.splitlines()[:1] == theirs.stderr.splitlines()[:1]
+
+
+@needs_nix
+def test_instantiate_add_root(tmp_path):
+    """--add-root: the first root is PATH, then PATH-2, …; the roots are printed; without it
+    Nix's warning, once."""
+    env = dict(os.environ, DTX_HOME=str(tmp_path / "home"))
+    expr = f'[ {DRV} (derivation {{ name = "e"; system = "x"; builder = "/b"; }}) ]'
+    for tool, root in (("dtx-instantiate", tmp_path / "ours"), ("nix-instantiate",
+                                                                  tmp_path / "theirs")):
+        plain = subprocess.run([tool, "-E", expr], env=env, capture_output=True, text=True)
+        assert plain.stderr.count("you did not specify '--add-root'") == 1
+        rooted = subprocess.run([tool, "--add-root", str(root), "-E", expr], env=env,
+                                capture_output=True, text=True)
+        assert rooted.returncode == 0 and "warning" not in rooted.stderr
+        assert rooted.stdout.split() == [str(root), f"{root}-2"]
+        targets = [os.path.basename(os.readlink(p)) for p in rooted.stdout.split()]
+        assert targets == [os.path.basename(p) for p in plain.stdout.split()]
+    from dtx.runtime.gc import find_roots
+    links = set().union(*find_roots(LocalStore(root=str(tmp_path / "home"))).values())
+    assert {str(tmp_path / "ours"), str(tmp_path / "ours-2")} <= links
