@@ -97,12 +97,44 @@ def download(url: str, dest: str, log: Callable[[str], None], etag: str = "",
         except _Retry:
             pass
         except requests.RequestException as e:
-            last_error = FetchError(f"unable to download '{url}': {e}")
+            last_error = FetchError(f"unable to download '{url}': {_describe(e)}")
         if attempt < RETRIES:
             delay = 0.25 * (2 ** attempt)
             log(f"warning: {last_error}; retrying in {delay:g} s")
             time.sleep(delay)
     raise last_error or FetchError(f"unable to download '{url}'")
+
+
+def _describe(e) -> str:
+    """Say what went wrong with a request in curl's words (which Nix prints), not with the
+    nested exception text of requests and urllib3."""
+    import requests
+    if isinstance(e, requests.Timeout):
+        return "Timeout was reached"
+    if isinstance(e, requests.exceptions.SSLError):
+        return "SSL connect error"
+    if not isinstance(e, requests.ConnectionError):
+        return str(e)
+    for cause in _causes(e):
+        if type(cause).__name__ in ("NameResolutionError", "gaierror"):
+            return "Couldn't resolve host name"
+    for cause in _causes(e):
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"Couldn't connect to server ({cause.strerror})"
+    return "Couldn't connect to server"
+
+
+def _causes(e: BaseException):
+    """`e` and every exception it wraps (causes, contexts, urllib3's `reason`, arguments)."""
+    seen: set[int] = set()
+    todo = [e]
+    while todo:
+        c = todo.pop()
+        if not isinstance(c, BaseException) or id(c) in seen:
+            continue
+        seen.add(id(c))
+        yield c
+        todo += [c.__cause__, c.__context__, getattr(c, "reason", None), *c.args]
 
 
 class _Retry(Exception):

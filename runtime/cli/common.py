@@ -166,6 +166,8 @@ def report_errors(fn, args) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as e:  # a file the command itself writes or reads (`-o`, `--add-root`, …)
+        print(f"error: {os_error_message(e)}", file=sys.stderr)
     except Exception as e:  # noqa: BLE001 - anything else is a bug in dtx: say so, briefly
         if args.debug:
             traceback.print_exception(e)
@@ -173,3 +175,12 @@ def report_errors(fn, args) -> int:
             print(f"error: internal error: {type(e).__name__}: {e}\n"
                   "(run with --debug to see the Python traceback)", file=sys.stderr)
     return 1
+
+
+def os_error_message(e: OSError) -> str:
+    """An operating-system error as one line: what failed on which files, and why."""
+    if e.filename is not None and e.filename2 is not None:
+        return f"'{e.filename}' -> '{e.filename2}': {e.strerror}"
+    if e.filename is not None:
+        return f"'{e.filename}': {e.strerror}"
+    return e.strerror or str(e)

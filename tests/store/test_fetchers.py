@@ -744,3 +744,21 @@ def test_failures_are_errors_not_tracebacks(fx, tmp_path):
 ])
 def test_unsupported_fetchers_say_so(expr, message, dtx, tmp_path):
     assert dtx.error(expr, tmp_path) == f"error: {message}"
+
+
+def test_connection_failures_are_said_in_curls_words(tmp_path):
+    """Not requests' nested exception text: the reasons Nix (through curl) gives."""
+    import socket
+
+    from dtx.runtime import fetchurl
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logged: list[str] = []
+    for url, reason in ((f"http://127.0.0.1:{port}/x", "Couldn't connect to server "
+                         "(Connection refused)"),
+                        ("http://no-such-host.invalid/x", "Couldn't resolve host name")):
+        with pytest.raises(fetchurl.FetchError) as e:
+            fetchurl.download(url, str(tmp_path / "dest"), logged.append)
+        assert str(e.value) == f"unable to download '{url}': {reason}"
+    assert logged and not any("HTTPConnectionPool" in line for line in logged)
