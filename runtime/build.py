@@ -272,7 +272,7 @@ class _Build:
         if fn is None:
             raise BuildError(f"unsupported builtin builder '{self.drv.builder}'", self.drv_path)
         out = os.path.join(scratch, os.path.basename(self.drv.outputs["out"].path))
-        fn(self.drv, env, out, lambda line: self._line(line, log))
+        fn(self.drv, env, out, lambda line: self._line(line, log), self.store)
 
     def run_sandboxed(self, spec: SandboxSpec, log) -> None:
         argv = bwrap_argv(spec, probe())

@@ -3,8 +3,9 @@
 A derivation whose builder is `builtin:NAME` is built by dtx itself, as Nix builds
 `builtin:fetchurl`. Each entry names the module and function; the module is imported only when
 such a derivation is built, so commands that never need it do not pay for its imports.
-A builder is called as `fn(drv, env, out, log)`: the derivation, the builder environment, the
-scratch path of output `out`, and a function that writes one line to the build log.
+A builder is called as `fn(drv, env, out, log, store)`: the derivation, the builder
+environment, the scratch path of output `out`, a function that writes one line to the build
+log, and the store being built into (for the builders that read their inputs' closures).
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ def expand_mirrors(url: str, mirrors: dict[str, list[str]]) -> list[str]:
     return [base.rstrip("/") + "/" + rest for base in bases]
 
 
-def builtin_fetchurl(drv, env: dict, out: str, log: Callable[[str], None]) -> None:
+def builtin_fetchurl(drv, env: dict, out: str, log: Callable[[str], None], store) -> None:
     """The `builtin:fetchurl` builder: fetch to `out` (the output's scratch location)."""
     urls = env.get("urls", "").split() or ([env["url"]] if env.get("url") else [])
     if not urls:

@@ -56,16 +56,6 @@ def _error(message: str):
     return BuildError(message)
 
 
-def _store_root(out: str) -> str | None:
-    """The root of the store whose build scratch directory holds `out`."""
-    here = os.path.dirname(os.path.abspath(out))
-    while os.path.dirname(here) != here:
-        if os.path.exists(os.path.join(here, "nix", "var", "nix", "db", "db.sqlite")):
-            return here
-        here = os.path.dirname(here)
-    return None
-
-
 def _number(env: dict, key: str, default: float) -> float:
     value = env.get(key, "")
     if value == "":
@@ -207,22 +197,17 @@ def _merge(src: str, dest: str) -> None:
         os.rename(s, d)
 
 
-def builtin_run_in_vm(drv, env: dict, out: str, log: Callable[[str], None]) -> None:
+def builtin_run_in_vm(drv, env: dict, out: str, log: Callable[[str], None], store) -> None:
     """Run the derivation's original builder (`args`) inside a QEMU guest (see the module
     docstring); the outputs end up in the build's scratch store."""
     from .build import input_paths
-    from .store import LocalStore
 
     if not drv.args:
         raise _error("'builtin:run-in-vm' needs the builder to run as its first argument")
     for key in ("vmKernel", "vmBusybox"):
         if not env.get(key):
             raise _error(f"'builtin:run-in-vm' needs the attribute '{key}'")
-    store_dir = env.get("NIX_STORE", "/nix/store")
-    root = _store_root(out)
-    if root is None:
-        raise _error("'builtin:run-in-vm': cannot find the store of this build")
-    store = LocalStore(root, store_dir)
+    store_dir = store.store_dir
     inputs = input_paths(store, drv)
     scratch = os.path.dirname(out)
     work = os.path.dirname(scratch)

@@ -114,7 +114,7 @@ def unpack_deb(deb: str, out: str, log: Callable[[str], None] = lambda _: None) 
     log(f"unpacked {count} entries of {name}")
 
 
-def builtin_unpack_deb(drv, env: dict, out: str, log: Callable[[str], None]) -> None:
+def builtin_unpack_deb(drv, env: dict, out: str, log: Callable[[str], None], store) -> None:
     """The `builtin:unpack-deb` builder: unpack the `.deb` named by `src` into `out`."""
     from ..build import BuildError
 

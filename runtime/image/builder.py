@@ -58,7 +58,7 @@ from .archive import (BaseImage, Image, Layer, archive_plan, merge_container_con
                       write_docker_archive_images, write_oci_layout)
 from .layers import (COMPRESSORS, LayerError, MemberChecker, Tree, add_host_tree,
                      add_root_contents, add_store_paths, compressing_writer, extract,
-                     make_removable, parse_created, tar_member, tar_plan, tree_members,
+                     parse_created, tar_member, tar_plan, tree_members,
                      tree_plan, write_tar)
 from .layers import _normal as normal_name
 from .stream import FileRange, PlanError, plan_digest
@@ -66,19 +66,14 @@ from .stream import FileRange, PlanError, plan_digest
 FORMATS = ("docker-archive", "oci", "stream-script", "root-tar", "pure-layer", "merged-archive")
 
 
-def builtin_docker_image(drv, env: dict, out: str, log: Callable[[str], None]) -> None:
+def builtin_docker_image(drv, env: dict, out: str, log: Callable[[str], None], store) -> None:
     """Build the image a `builtin:docker-image` derivation describes into `out`."""
     from ..build import BuildError, input_paths
-    from ..store import LocalStore
+    from ..store import make_writable
 
     if "__json" not in drv.env:
         raise BuildError("'builtin:docker-image' needs __structuredAttrs = true")
     params = json.loads(drv.env["__json"])
-    store_dir = env.get("NIX_STORE", "/nix/store")
-    root = _store_root(out)
-    if root is None:
-        raise BuildError("'builtin:docker-image': cannot find the store of this build")
-    store = LocalStore(root, store_dir)
     allowed = input_paths(store, drv)
     work = out + ".work"
     os.makedirs(work)
@@ -87,7 +82,7 @@ def builtin_docker_image(drv, env: dict, out: str, log: Callable[[str], None]) -
     except (LayerError, PlanError, OSError, ValueError, KeyError) as e:
         raise BuildError(f"cannot build image '{params.get('name', '?')}': {e}") from None
     finally:
-        make_removable(work)
+        make_writable(work)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -111,18 +106,6 @@ def _render_stream_script(script: str, dest: str, store, allowed: set[str]) -> N
 
     with open(dest, "wb") as f:
         stream.render_script(doc, literals, f, resolve)
-
-
-def _store_root(out: str) -> str | None:
-    """The root of the store whose build scratch directory holds `out`."""
-    here = os.path.dirname(os.path.abspath(out))
-    while True:
-        if os.path.exists(os.path.join(here, "nix", "var", "nix", "db", "db.sqlite")):
-            return here
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
 
 
 def _checked(store, allowed: set[str], path: str, what: str) -> str:

@@ -35,6 +35,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterable, Iterator
 
+from ..store import remove_tree
 from .stream import file_plan, plan_size, write_plan
 
 DEFAULT_MTIME = 1  # 1970-01-01T00:00:01Z, what nixpkgs' images use
@@ -563,14 +564,14 @@ def extract(path: str, dest: str, log: Log, label: str) -> None:
                 continue
             if member.isdir():
                 if os.path.lexists(target) and not os.path.isdir(target):
-                    _remove(target)
+                    remove_tree(target)
                 if not os.path.lexists(target):
                     os.mkdir(target, 0o700)
                 os.chmod(target, 0o700)
                 dir_modes[target] = stat.S_IMODE(member.mode)
                 continue
             if os.path.lexists(target):
-                _remove(target)
+                remove_tree(target)
             if member.issym():
                 os.symlink(member.linkname, target)
             elif member.islnk():
@@ -599,31 +600,6 @@ def _parents_are_dirs(dest: str, name: str) -> bool:
         if not stat.S_ISDIR(st.st_mode):
             return False
     return True
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        for dirpath, dirnames, _ in os.walk(path):
-            for d in dirnames:
-                p = os.path.join(dirpath, d)
-                if not os.path.islink(p):
-                    os.chmod(p, 0o700)
-        os.chmod(path, 0o700)
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-
-
-def make_removable(path: str) -> None:
-    """Give every directory below `path` owner write access, so the tree can be deleted."""
-    if not os.path.isdir(path) or os.path.islink(path):
-        return
-    os.chmod(path, 0o700)
-    for dirpath, dirnames, _ in os.walk(path):
-        for d in dirnames:
-            p = os.path.join(dirpath, d)
-            if not os.path.islink(p):
-                os.chmod(p, 0o700)
 
 
 def parse_created(created: str | int | None, now: Callable[[], float]) -> tuple[int, str]:

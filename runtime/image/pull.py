@@ -284,7 +284,7 @@ def request_from_env(env: Mapping[str, str]) -> PullRequest:
         image_id=env.get("imageId") or None)
 
 
-def builtin_docker_pull(drv, env: dict, out: str, log: Log) -> None:
+def builtin_docker_pull(drv, env: dict, out: str, log: Log, store) -> None:
     """The `builtin:docker-pull` builder: pull into `out` (the output's scratch location)."""
     from ..build import BuildError
 
