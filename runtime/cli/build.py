@@ -69,9 +69,10 @@ def _run(args) -> int:
                                  jobs=args.max_jobs, keep_going=args.keep_going,
                                  progress=progress).realise
     wanted: list[tuple[str, str]] = []  # (drv path, output name)
+    autoargs = auto_args(state, args)
     for root in eval_sources(state, args):
-        for value in select_and_call(state, root, args):
-            wanted += derivation_outputs_of(value, auto_args(state, args))
+        for value in select_and_call(root, args, autoargs):
+            wanted += derivation_outputs_of(value, autoargs)
 
     drvs = list(dict.fromkeys(d for d, _ in wanted))
     if args.dry_run:

@@ -143,9 +143,9 @@ def find_along_attr_path(value, path: str, autoargs: dict):
     return v
 
 
-def select_and_call(state: Evaluator, root, args) -> list:
-    """Apply auto-calling and each `-A` path to a root value; return the selected values."""
-    autoargs = auto_args(state, args)
+def select_and_call(root, args, autoargs: dict) -> list:
+    """Apply auto-calling (with `autoargs`, from `auto_args`) and each `-A` path to a root
+    value; return the selected values."""
     paths = args.attr or [""]
     return [auto_call(find_along_attr_path(root, p, autoargs), autoargs) for p in paths]
 

@@ -47,14 +47,14 @@ def _run(args) -> int:
             print(show(_parse_source(state, args, source)))
         return 0
     roots = 0
+    autoargs = auto_args(state, args)
     for root in eval_sources(state, args):
-        for value in select_and_call(state, root, args):
+        for value in select_and_call(root, args, autoargs):
             if args.eval:
                 # nix-instantiate ends JSON output without a newline.
                 print(_format(state, value, args), end="" if args.json else "\n")
                 continue
-            for drv_path, output in dict.fromkeys(
-                    derivation_outputs_of(value, auto_args(state, args))):
+            for drv_path, output in dict.fromkeys(derivation_outputs_of(value, autoargs)):
                 shown = drv_path
                 if args.add_root is None:
                     _warn_no_root()
