@@ -25,7 +25,7 @@ from typing import Callable
 
 from .fetchcache import FetcherCache
 from .fetchurl import FetchError, download
-from .unpack import ArchiveError, unpack_archive
+from .unpack import ArchiveError, TopLevelError, unpack_top_level
 
 Log = Callable[[str], None]
 
@@ -90,13 +90,11 @@ def _unpack_into_store(store, archive: str, url: str, name: str, log: Log) -> st
     tmp_dir = tempfile.mkdtemp(prefix="dtx-unpack-")
     try:
         try:
-            unpack_archive(archive, tmp_dir, log)
+            top = unpack_top_level(archive, tmp_dir, url, log)
         except ArchiveError as e:
             raise DownloadError(f"failed to extract archive ({e})") from None
-        members = os.listdir(tmp_dir)
-        if len(members) != 1:
-            raise DownloadError(f"tarball '{url}' contains an unexpected number of top-level "
-                                "files")
-        return store.add_path(os.path.join(tmp_dir, members[0]), name)
+        except TopLevelError as e:
+            raise DownloadError(str(e)) from None
+        return store.add_path(top, name)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -205,18 +205,15 @@ def _finish(tmp: str, out: str, env: dict, url: str) -> None:
     if env.get("unpack") == "1":
         # As Nix's builtin fetchurl: the archive must hold exactly one top-level entry, which
         # becomes the output.
-        from .unpack import ArchiveError, unpack_archive
+        from .unpack import ArchiveError, TopLevelError, unpack_top_level
         unpack_dir = out + ".unpack"
         os.mkdir(unpack_dir)
         try:
-            unpack_archive(tmp, unpack_dir)
-            entries = os.listdir(unpack_dir)
-            if len(entries) != 1:
-                raise FetchError(f"tarball '{url}' contains an unexpected number of top-level "
-                                 "files")
-            os.rename(os.path.join(unpack_dir, entries[0]), out)
+            os.rename(unpack_top_level(tmp, unpack_dir, url), out)
         except ArchiveError as e:
             raise FetchError(f"failed to extract archive '{url}' ({e})") from None
+        except TopLevelError as e:
+            raise FetchError(str(e)) from None
         finally:
             os.unlink(tmp)
             shutil.rmtree(unpack_dir, ignore_errors=True)

@@ -39,6 +39,10 @@ class ArchiveError(Exception):
     pass
 
 
+class TopLevelError(Exception):
+    """An archive that should hold one top-level entry holds another number of them."""
+
+
 @dataclass
 class Member:
     """One archive entry: `kind` is "dir", "file", "symlink", "hardlink" or "other"."""
@@ -139,6 +143,17 @@ def unpack_archive(path: str, out: str, log: Log = lambda _: None) -> int:
     except (tarfile.TarError, zipfile.BadZipFile, lzma.LZMAError, zlib.error, EOFError,
             OSError) as e:
         raise ArchiveError(str(e)) from None
+
+
+def unpack_top_level(path: str, workdir: str, url: str, log: Log = lambda _: None) -> str:
+    """Unpack the archive `path` into the empty directory `workdir` and return the path of its
+    one top-level entry: Nix's rule for the tarballs it unpacks (`fetchTarball`, the `unpack`
+    of `builtin:fetchurl`). Raise ArchiveError, or TopLevelError naming `url`."""
+    unpack_archive(path, workdir, log)
+    entries = os.listdir(workdir)
+    if len(entries) != 1:
+        raise TopLevelError(f"tarball '{url}' contains an unexpected number of top-level files")
+    return os.path.join(workdir, entries[0])
 
 
 def _have_zstandard() -> bool:
